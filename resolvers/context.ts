@@ -1,0 +1,23 @@
+import type { DocumentLoader } from '../src/documents';
+import type { ModelService } from '../src/models/model.service';
+import type { PlatformService } from '../src/platform/platform.service';
+
+/** Singletons shared by every request. */
+export interface Services {
+  platform: PlatformService;
+  models: ModelService;
+}
+
+/** Roles checked by `@Authorized(...)`; the server's auth checker decides who holds them. */
+export enum Role {
+  ADMIN = 'ADMIN',
+}
+
+/** Built for every HTTP request and every subscription event by the server's context factory. */
+export interface Context {
+  services: Services;
+  /** Per-request document reads (DataLoader): one store read per document per request. */
+  documents: DocumentLoader;
+  /** The bearer credential the client presented, if any. */
+  bearer: string | undefined;
+}

@@ -1,0 +1,27 @@
+import { Field, Float, ID, ObjectType } from 'type-graphql';
+
+import { TaskType } from './enums';
+
+@ObjectType({ description: 'A trained model deployed for inference.' })
+export class Model {
+  @Field(() => ID, { description: 'The token that gives access to the model.' })
+  token!: string;
+
+  @Field(() => TaskType, { description: 'Image or text classification.' })
+  taskType!: TaskType;
+
+  @Field(() => Float, { description: 'Best validation accuracy, a fraction in 0..1.' })
+  accuracy!: number;
+
+  @Field({ description: 'Training and validation accuracy per epoch, as a base64 image.' })
+  accuracyPlot!: string;
+
+  @Field({ description: 'Whether the weights can be downloaded.' })
+  downloadable!: boolean;
+
+  @Field(() => [String], { nullable: true, description: 'Class names in output order (image models).' })
+  classes!: string[] | null;
+
+  @Field({ description: 'When the model was deployed (minute precision, UTC).' })
+  createdAt!: Date;
+}

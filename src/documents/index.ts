@@ -1,0 +1,3 @@
+export * from './document.loader';
+export * from './document.store';
+export * from './schemas';

@@ -1,0 +1,113 @@
+import { GraphQLError } from 'graphql';
+
+/**
+ * Every error a client can see carries one of these codes in `extensions.code`. Clients and
+ * tests rely on the code, never on the message text.
+ */
+export enum ErrorCode {
+  BAD_USER_INPUT = 'BAD_USER_INPUT',
+  UNAUTHENTICATED = 'UNAUTHENTICATED',
+  FORBIDDEN = 'FORBIDDEN',
+  MODEL_NOT_FOUND = 'MODEL_NOT_FOUND',
+  MODEL_TRAINING = 'MODEL_TRAINING',
+  MAINTENANCE = 'MAINTENANCE',
+  /** A platform document in the store does not match its schema. */
+  DOCUMENT_INVALID = 'DOCUMENT_INVALID',
+  /** The object store could not be reached or refused the request. */
+  STORE_UNAVAILABLE = 'STORE_UNAVAILABLE',
+  INTERNAL_SERVER_ERROR = 'INTERNAL_SERVER_ERROR',
+
+  // Raised by Apollo Server itself before any resolver runs; passed to clients unchanged.
+  GRAPHQL_PARSE_FAILED = 'GRAPHQL_PARSE_FAILED',
+  GRAPHQL_VALIDATION_FAILED = 'GRAPHQL_VALIDATION_FAILED',
+  PERSISTED_QUERY_NOT_FOUND = 'PERSISTED_QUERY_NOT_FOUND',
+  PERSISTED_QUERY_NOT_SUPPORTED = 'PERSISTED_QUERY_NOT_SUPPORTED',
+  OPERATION_RESOLUTION_FAILURE = 'OPERATION_RESOLUTION_FAILURE',
+  BAD_REQUEST = 'BAD_REQUEST',
+  INTROSPECTION_DISABLED = 'INTROSPECTION_DISABLED',
+}
+
+export interface AppErrorExtensions {
+  code: ErrorCode;
+  /** The argument or input field at fault, for `BAD_USER_INPUT`. */
+  field?: string;
+  /** The store document at fault, for `DOCUMENT_INVALID`. */
+  document?: string;
+  [key: string]: unknown;
+}
+
+/** Base of every error meant for clients: a `GraphQLError` with a typed, stable code. */
+export class AppError extends GraphQLError {
+  declare readonly extensions: AppErrorExtensions;
+
+  constructor(message: string, extensions: AppErrorExtensions, options: { cause?: unknown } = {}) {
+    super(message, { extensions: { ...extensions } });
+    this.name = new.target.name;
+    if (options.cause !== undefined) {
+      Object.defineProperty(this, 'cause', { value: options.cause, enumerable: false });
+    }
+  }
+}
+
+export class BadUserInputError extends AppError {
+  constructor(message: string, field?: string) {
+    super(message, { code: ErrorCode.BAD_USER_INPUT, ...(field ? { field } : {}) });
+  }
+}
+
+export class UnauthenticatedError extends AppError {
+  constructor(message = 'This operation needs the admin key: send "Authorization: Bearer <key>".') {
+    super(message, { code: ErrorCode.UNAUTHENTICATED });
+  }
+}
+
+export class ForbiddenError extends AppError {
+  constructor(message = 'The key sent is not allowed to perform this operation.') {
+    super(message, { code: ErrorCode.FORBIDDEN });
+  }
+}
+
+export class ModelNotFoundError extends AppError {
+  constructor() {
+    super('No model is deployed under this token.', { code: ErrorCode.MODEL_NOT_FOUND });
+  }
+}
+
+export class ModelTrainingError extends AppError {
+  constructor() {
+    super('This model is still training; it can be used once it is deployed.', { code: ErrorCode.MODEL_TRAINING });
+  }
+}
+
+export class MaintenanceError extends AppError {
+  constructor() {
+    super('The platform is in maintenance (dev mode); try again later.', { code: ErrorCode.MAINTENANCE });
+  }
+}
+
+/**
+ * A platform document failed validation. The message names the file and the key so an
+ * operator can repair it; it contains no stored values.
+ */
+export class DocumentInvalidError extends AppError {
+  /** Problems with every key spelled out, for the server log only. */
+  declare readonly detail: string[];
+
+  constructor(
+    readonly document: string,
+    problems: string[],
+    { detail = problems }: { detail?: string[] } = {},
+  ) {
+    super(`Platform document ${document} is invalid: ${problems.join('; ')}`, {
+      code: ErrorCode.DOCUMENT_INVALID,
+      document,
+    });
+    Object.defineProperty(this, 'detail', { value: detail, enumerable: false });
+  }
+}
+
+export class StoreUnavailableError extends AppError {
+  constructor(cause: unknown) {
+    super('The platform store is unavailable; try again shortly.', { code: ErrorCode.STORE_UNAVAILABLE }, { cause });
+  }
+}

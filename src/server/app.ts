@@ -1,0 +1,216 @@
+import 'reflect-metadata';
+
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import {
+  ApolloServerPluginLandingPageLocalDefault,
+  ApolloServerPluginLandingPageProductionDefault,
+} from '@apollo/server/plugin/landingPage/default';
+import { expressMiddleware } from '@as-integrations/express5';
+import cors from 'cors';
+import express from 'express';
+import { useServer } from 'graphql-ws/use/ws';
+import pino, { type Logger } from 'pino';
+import { WebSocketServer } from 'ws';
+
+import type { Context, Services } from '../../resolvers/context';
+import { type Config, type ConfigOverrides, loadConfig } from '../config';
+import { DocumentLoader, DocumentStore } from '../documents';
+import { createPlatformPubSub } from '../events/pubsub';
+import { ModelService } from '../models/model.service';
+import { PlatformService } from '../platform/platform.service';
+import { createStore, type ObjectStore } from '../store';
+import { UnreachableCaseError } from '../unreachable';
+import { type AdminKeySource, AdminKeyVerifier, resolveAdminKey } from './admin-key';
+import { bearerFrom } from './auth';
+import { createErrorFormatter } from './format-error';
+import { buildSchema } from './schema';
+
+export interface AppOptions {
+  /** Environment to read the configuration from. Default: `process.env`. */
+  env?: Record<string, string | undefined>;
+  /** Settings that win over the environment (tests pass `{ port: 0 }`). */
+  config?: ConfigOverrides;
+  /** A ready store instead of the one the configuration describes. */
+  store?: ObjectStore;
+  /** A logger instead of a pino logger on stdout at the configured level. */
+  logger?: Logger;
+}
+
+type AppState =
+  | { state: 'idle' }
+  | { state: 'starting' }
+  | { state: 'listening'; url: string; port: number }
+  | { state: 'stopping' }
+  | { state: 'stopped' };
+
+export interface App {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly store: ObjectStore;
+  /** Initialises the store (first start writes the seed's documents), then listens. */
+  start(): Promise<{ url: string; port: number; adminKey: AdminKeySource }>;
+  /** Stops accepting work, drains HTTP and WebSocket connections, closes the store. */
+  stop(): Promise<void>;
+}
+
+/** How long `stop()` lets in-flight HTTP requests finish before closing their sockets. */
+const STOP_GRACE_PERIOD_MILLIS = 10_000;
+/** How long `/readyz` waits for the store before answering 503. */
+const READINESS_TIMEOUT_MILLIS = 2_000;
+
+/**
+ * Wires the platform: store → documents → services → GraphQL (HTTP and graphql-ws on `/graphql`)
+ * plus `/healthz` and `/readyz`. Nothing listens until `start()`.
+ */
+export function buildApp(options: AppOptions = {}): App {
+  const config = loadConfig(options.env, options.config);
+  const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'flash' } });
+  const store = options.store ?? createStore(config.store);
+  const documents = new DocumentStore(store);
+  const pubsub = createPlatformPubSub();
+  const services: Services = {
+    platform: new PlatformService(documents, pubsub),
+    models: new ModelService(documents),
+  };
+
+  let state: AppState = { state: 'idle' };
+  let httpServer: Server | undefined;
+  let apollo: ApolloServer<Context> | undefined;
+
+  const makeContext = (authorization: unknown): Context => ({
+    services,
+    documents: new DocumentLoader(documents),
+    bearer: bearerFrom(authorization),
+  });
+
+  async function start() {
+    if (state.state !== 'idle') throw new Error(`Cannot start an app that is ${state.state}`);
+    state = { state: 'starting' };
+    try {
+      return await listen();
+    } catch (error) {
+      // Leave nothing half-open: a failed start releases what it took, and cannot be retried.
+      await apollo?.stop().catch(() => undefined);
+      httpServer?.close();
+      await store.close();
+      state = { state: 'stopped' };
+      throw error;
+    }
+  }
+
+  async function listen() {
+    const adminKey = await resolveAdminKey(config.adminKey, config.dataDir);
+    await documents.initialize();
+    const schema = await buildSchema({ pubsub, admin: new AdminKeyVerifier(adminKey.key) });
+
+    const app = express();
+    app.disable('x-powered-by');
+    const server = createServer(app);
+    httpServer = server;
+
+    const wsServer = new WebSocketServer({ server, path: '/graphql' });
+    const wsCleanup = useServer<{ authorization?: unknown }>(
+      {
+        schema,
+        // Subscriptions authenticate with `{ authorization: "Bearer …" }` in connection params.
+        context: (ctx) => makeContext(ctx.connectionParams?.authorization),
+      },
+      wsServer,
+    );
+
+    const drainWebSockets: ApolloServerPlugin<Context> = {
+      async serverWillStart() {
+        return {
+          async drainServer() {
+            await wsCleanup.dispose();
+          },
+        };
+      },
+    };
+
+    apollo = new ApolloServer<Context>({
+      schema,
+      introspection: config.introspection,
+      includeStacktraceInErrorResponses: false,
+      formatError: createErrorFormatter(logger),
+      stopOnTerminationSignals: false,
+      plugins: [
+        ApolloServerPluginDrainHttpServer({ httpServer: server, stopGracePeriodMillis: STOP_GRACE_PERIOD_MILLIS }),
+        drainWebSockets,
+        config.env === 'production'
+          ? ApolloServerPluginLandingPageProductionDefault({ footer: false })
+          : ApolloServerPluginLandingPageLocalDefault({ footer: false, includeCookies: false }),
+      ],
+    });
+    await apollo.start();
+
+    app.get('/healthz', (_req, res) => {
+      res.json({ status: 'ok' });
+    });
+    app.get('/readyz', async (_req, res) => {
+      try {
+        await withTimeout(store.ping(), READINESS_TIMEOUT_MILLIS);
+        res.json({ status: 'ready', store: store.kind });
+      } catch (error) {
+        logger.warn({ err: error }, 'Readiness check failed: store unreachable');
+        res.status(503).json({ status: 'unavailable', store: store.kind });
+      }
+    });
+    app.use(
+      '/graphql',
+      cors<cors.CorsRequest>(),
+      express.json({ limit: '1mb' }),
+      expressMiddleware(apollo, { context: async ({ req }) => makeContext(req.headers.authorization) }),
+    );
+
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const { port } = server.address() as AddressInfo;
+    const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
+    const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}/graphql`;
+    state = { state: 'listening', url, port };
+    logger.info({ url, store: store.kind, env: config.env }, 'Flash API listening');
+    return { url, port, adminKey };
+  }
+
+  async function stop() {
+    switch (state.state) {
+      case 'idle':
+      case 'stopped':
+        return;
+      case 'stopping':
+      case 'starting':
+        throw new Error(`Cannot stop an app that is ${state.state}`);
+      case 'listening':
+        state = { state: 'stopping' };
+        // Apollo's drain plugins stop new connections, let in-flight requests finish and
+        // close the WebSocket server; then the store's sockets go.
+        await apollo?.stop();
+        await store.close();
+        state = { state: 'stopped' };
+        logger.info('Flash API stopped');
+        return;
+      default:
+        throw new UnreachableCaseError(state);
+    }
+  }
+
+  return { config, logger, store, start, stop };
+}
+
+function withTimeout<T>(promise: Promise<T>, millis: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${millis} ms`)), millis);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,156 @@
+import { randomBytes } from 'node:crypto';
+import { constants, promises as fs } from 'node:fs';
+import path from 'node:path';
+
+import { KeyedMutex } from './keyed-mutex';
+import {
+  assertValidKey,
+  assertValidPrefix,
+  InvalidKeyError,
+  type ObjectStore,
+  type PutOptions,
+  PreconditionFailedError,
+  type StoredObject,
+} from './object-store';
+
+/**
+ * Object store on a local folder: one file per key, the embedded default.
+ *
+ * Writes go to a hidden temporary file in the target's folder, are fsynced, then renamed over
+ * the target, so a reader (or a crash) sees the old bytes or the new ones, never a mix.
+ *
+ * Version tags come from `fstat` of the open file (inode, mtime in ns, size). Rename installs a
+ * new inode, so every write changes the tag, and a read takes tag and bytes from the same open
+ * descriptor, so they always agree even if a writer renames in between.
+ *
+ * Conditional writes hold a per-key mutex from the tag check to the rename. That makes
+ * compare-and-swap atomic among the writers of this process, which is how the fs store is
+ * meant to be used (one server on its own data folder); several servers sharing state need the
+ * S3 store, whose conditional writes the bucket itself enforces.
+ */
+export class FsStore implements ObjectStore {
+  readonly kind = 'fs';
+  private readonly root: string;
+  private readonly locks = new KeyedMutex();
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+  }
+
+  async get(key: string): Promise<StoredObject | null> {
+    const file = this.resolve(key);
+    let handle: fs.FileHandle;
+    try {
+      handle = await fs.open(file, constants.O_RDONLY);
+    } catch (error) {
+      if (isMissing(error)) return null;
+      throw error;
+    }
+    try {
+      const stat = await handle.stat({ bigint: true });
+      if (!stat.isFile()) return null;
+      const body = await handle.readFile();
+      return { body, etag: versionTag(stat) };
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async put(key: string, body: Buffer, options: PutOptions = {}): Promise<{ etag: string }> {
+    const file = this.resolve(key);
+    return this.locks.run(file, async () => {
+      if (options.ifMatch !== undefined || options.ifNoneMatch !== undefined) {
+        const current = await this.currentTag(file);
+        if (options.ifNoneMatch === '*' && current !== null) throw new PreconditionFailedError(key);
+        if (options.ifMatch !== undefined && current !== options.ifMatch) throw new PreconditionFailedError(key);
+      }
+      await fs.mkdir(path.dirname(file), { recursive: true });
+      const temp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+      try {
+        const handle = await fs.open(temp, 'wx', 0o644);
+        try {
+          await handle.writeFile(body);
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+        await fs.rename(temp, file);
+      } catch (error) {
+        await fs.rm(temp, { force: true });
+        throw error;
+      }
+      const tag = await this.currentTag(file);
+      if (tag === null) throw new Error(`Object ${key} vanished right after it was written`);
+      return { etag: tag };
+    });
+  }
+
+  async delete(key: string): Promise<void> {
+    const file = this.resolve(key);
+    await this.locks.run(file, () => fs.rm(file, { force: true }));
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    assertValidPrefix(prefix);
+    // Walk only the deepest folder the prefix names, then filter on the rest of the prefix.
+    const folder = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/') + 1) : '';
+    const keys: string[] = [];
+    await this.walk(folder, keys);
+    return keys.filter((key) => key.startsWith(prefix)).sort();
+  }
+
+  async createFolder(prefix: string): Promise<void> {
+    assertValidKey(prefix, { folder: true });
+    await fs.mkdir(this.resolve(prefix.slice(0, -1)), { recursive: true });
+  }
+
+  async prepare(): Promise<void> {
+    await fs.mkdir(this.root, { recursive: true });
+  }
+
+  async ping(): Promise<void> {
+    await fs.access(this.root, constants.R_OK | constants.W_OK);
+  }
+
+  async close(): Promise<void> {}
+
+  private async walk(folder: string, into: string[]): Promise<void> {
+    let entries: import('node:fs').Dirent[];
+    try {
+      entries = await fs.readdir(path.join(this.root, folder), { withFileTypes: true });
+    } catch (error) {
+      if (isMissing(error) || (error as NodeJS.ErrnoException).code === 'ENOTDIR') return;
+      throw error;
+    }
+    for (const entry of entries) {
+      if (entry.name.startsWith('.')) continue; // temporary files and other private files
+      if (entry.isDirectory()) await this.walk(`${folder}${entry.name}/`, into);
+      else if (entry.isFile()) into.push(`${folder}${entry.name}`);
+    }
+  }
+
+  private async currentTag(file: string): Promise<string | null> {
+    try {
+      return versionTag(await fs.stat(file, { bigint: true }));
+    } catch (error) {
+      if (isMissing(error)) return null;
+      throw error;
+    }
+  }
+
+  private resolve(key: string): string {
+    assertValidKey(key);
+    const file = path.join(this.root, key);
+    // Defence in depth: the key check above already rules this out.
+    if (!file.startsWith(this.root + path.sep)) throw new InvalidKeyError(key, 'escapes the store root');
+    return file;
+  }
+}
+
+function versionTag(stat: import('node:fs').BigIntStats): string {
+  return [stat.ino, stat.mtimeNs, stat.size].map((part) => part.toString(36)).join('-');
+}
+
+function isMissing(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException)?.code === 'ENOENT';
+}

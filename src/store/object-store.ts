@@ -1,0 +1,88 @@
+/**
+ * The object store knows bytes and keys, nothing of the platform. Two adapters implement it:
+ * `FsStore` (a local folder, the embedded default) and `S3Store` (any S3-compatible bucket).
+ * Both pass the same contract suite (`test/store.contract.test.ts`).
+ */
+
+export interface StoredObject {
+  body: Buffer;
+  /** Opaque version tag; pass it back as `ifMatch` to write only if nobody wrote since. */
+  etag: string;
+}
+
+export interface PutOptions {
+  /** Write only if the object's current version tag equals this one. */
+  ifMatch?: string;
+  /** `'*'`: write only if the object does not exist yet. */
+  ifNoneMatch?: '*';
+  contentType?: string;
+}
+
+export interface ObjectStore {
+  /** Short name for logs and `/readyz`: `fs` or `s3`. */
+  readonly kind: 'fs' | 's3';
+  /** The object, or `null` when there is none under `key`. */
+  get(key: string): Promise<StoredObject | null>;
+  /** Writes atomically: a reader sees the old bytes or the new ones, never a mix. */
+  put(key: string, body: Buffer, options?: PutOptions): Promise<{ etag: string }>;
+  /** Deletes the object; deleting a missing object is not an error. */
+  delete(key: string): Promise<void>;
+  /** Keys under `prefix` (folder markers excluded), in lexicographic order. */
+  list(prefix: string): Promise<string[]>;
+  /**
+   * Makes `prefix` (ending in `/`) visible as a folder: a directory on disk, a zero-byte
+   * `prefix/` marker object in a bucket (what the S3 console creates). Idempotent.
+   */
+  createFolder(prefix: string): Promise<void>;
+  /** Creates the root (folder or bucket) when it does not exist yet. Idempotent. */
+  prepare(): Promise<void>;
+  /** Resolves when the store is reachable; rejects otherwise. For `/readyz`. */
+  ping(): Promise<void>;
+  /** Releases sockets or handles. */
+  close(): Promise<void>;
+}
+
+/** A conditional write lost: someone else wrote (or created, or deleted) the object first. */
+export class PreconditionFailedError extends Error {
+  constructor(readonly key: string) {
+    super(`Precondition failed for ${key}`);
+    this.name = 'PreconditionFailedError';
+  }
+}
+
+/** A key that could name something outside the store's root, or that no adapter can hold. */
+export class InvalidKeyError extends Error {
+  constructor(
+    readonly key: string,
+    reason: string,
+  ) {
+    super(`Invalid store key ${JSON.stringify(key.slice(0, 200))}: ${reason}`);
+    this.name = 'InvalidKeyError';
+  }
+}
+
+const MAX_KEY_LENGTH = 1024;
+const SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9_.@=+,-]*$/;
+
+/**
+ * Keys are relative, slash-separated paths of plain segments. This is the one check that keeps
+ * keys from escaping the store root: no `..` or `.` segment, no leading or doubled slash, no
+ * backslash, NUL or other control character, no segment starting with a dot (the fs adapter
+ * keeps its temporary files there). Segments may hold letters, digits and `_ . @ = + , -`.
+ */
+export function assertValidKey(key: string, { folder = false } = {}): void {
+  if (typeof key !== 'string' || key.length === 0) throw new InvalidKeyError(String(key), 'empty');
+  if (key.length > MAX_KEY_LENGTH) throw new InvalidKeyError(key, `longer than ${MAX_KEY_LENGTH} characters`);
+  const body = folder ? key.replace(/\/$/, '') : key;
+  if (folder && !key.endsWith('/')) throw new InvalidKeyError(key, 'a folder prefix must end with "/"');
+  for (const segment of body.split('/')) {
+    if (!SEGMENT.test(segment)) {
+      throw new InvalidKeyError(key, `segment ${JSON.stringify(segment.slice(0, 100))} is not allowed`);
+    }
+  }
+}
+
+/** A `list` prefix is empty, a folder prefix, or the start of a key (`folder/name-`). */
+export function assertValidPrefix(prefix: string): void {
+  if (prefix !== '') assertValidKey(prefix, { folder: prefix.endsWith('/') });
+}

@@ -1,0 +1,152 @@
+import {
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
+
+import type { S3Config } from '../config';
+import {
+  assertValidKey,
+  assertValidPrefix,
+  type ObjectStore,
+  type PutOptions,
+  PreconditionFailedError,
+  type StoredObject,
+} from './object-store';
+
+/**
+ * Object store on an S3 bucket (AWS S3, MinIO, R2 or any S3-compatible server).
+ *
+ * Compare-and-swap uses S3 conditional writes: `If-Match: <etag>` to replace only the version
+ * we read, `If-None-Match: *` to create only if absent. A lost race answers 412 Precondition
+ * Failed, or 409 ConditionalRequestConflict while another conditional write is in flight; both
+ * become `PreconditionFailedError`, on which the documents layer re-reads and retries.
+ *
+ * Servers that ignore the conditional headers (s3rver, used by the tests, is one) turn these
+ * writes into plain last-writer-wins puts; the CAS contract is then only as good as the server.
+ */
+export class S3Store implements ObjectStore {
+  readonly kind = 's3';
+  private readonly client: S3Client;
+  private readonly bucket: string;
+
+  constructor(config: S3Config) {
+    this.bucket = config.bucket;
+    this.client = new S3Client({
+      region: config.region,
+      ...(config.endpoint ? { endpoint: config.endpoint } : {}),
+      forcePathStyle: config.forcePathStyle,
+      ...(config.credentials ? { credentials: config.credentials } : {}),
+      requestChecksumCalculation: config.checksums,
+      responseChecksumValidation: config.checksums,
+      maxAttempts: 3,
+      requestHandler: { connectionTimeout: 3_000, requestTimeout: 30_000 },
+    });
+  }
+
+  async get(key: string): Promise<StoredObject | null> {
+    assertValidKey(key);
+    try {
+      const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      const body = Buffer.from((await response.Body?.transformToByteArray()) ?? new Uint8Array());
+      return { body, etag: response.ETag ?? '' };
+    } catch (error) {
+      if (isNotFound(error)) return null;
+      throw error;
+    }
+  }
+
+  async put(key: string, body: Buffer, options: PutOptions = {}): Promise<{ etag: string }> {
+    assertValidKey(key);
+    try {
+      const response = await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: body,
+          ContentType: options.contentType ?? contentTypeFor(key),
+          ...(options.ifMatch !== undefined ? { IfMatch: options.ifMatch } : {}),
+          ...(options.ifNoneMatch !== undefined ? { IfNoneMatch: options.ifNoneMatch } : {}),
+        }),
+      );
+      return { etag: response.ETag ?? '' };
+    } catch (error) {
+      if (isPreconditionFailure(error)) throw new PreconditionFailedError(key);
+      throw error;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    assertValidKey(key);
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    assertValidPrefix(prefix);
+    const keys: string[] = [];
+    let continuationToken: string | undefined;
+    do {
+      const page = await this.client.send(
+        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: continuationToken }),
+      );
+      for (const object of page.Contents ?? []) {
+        if (object.Key && !object.Key.endsWith('/')) keys.push(object.Key);
+      }
+      continuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (continuationToken);
+    return keys.sort();
+  }
+
+  async createFolder(prefix: string): Promise<void> {
+    assertValidKey(prefix, { folder: true });
+    try {
+      await this.client.send(
+        new PutObjectCommand({ Bucket: this.bucket, Key: prefix, Body: Buffer.alloc(0), IfNoneMatch: '*' }),
+      );
+    } catch (error) {
+      if (!isPreconditionFailure(error)) throw error;
+    }
+  }
+
+  /** Creates the bucket when it does not exist yet (first start on an empty account). */
+  async prepare(): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+      await this.client.send(new CreateBucketCommand({ Bucket: this.bucket }));
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+}
+
+function statusOf(error: unknown): number | undefined {
+  return error instanceof S3ServiceException ? error.$metadata.httpStatusCode : undefined;
+}
+
+function isNotFound(error: unknown): boolean {
+  return statusOf(error) === 404;
+}
+
+function isPreconditionFailure(error: unknown): boolean {
+  const status = statusOf(error);
+  return status === 412 || status === 409;
+}
+
+function contentTypeFor(key: string): string {
+  if (key.endsWith('.json')) return 'application/json';
+  if (key.endsWith('.png')) return 'image/png';
+  return 'application/octet-stream';
+}
