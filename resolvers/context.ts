@@ -1,11 +1,13 @@
 import type { DocumentLoader } from '../src/documents';
 import type { ModelService } from '../src/models/model.service';
 import type { PlatformService } from '../src/platform/platform.service';
+import type { TrainingService } from '../src/training/training.service';
 
 /** Singletons shared by every request. */
 export interface Services {
   platform: PlatformService;
   models: ModelService;
+  training: TrainingService;
 }
 
 /** Roles checked by `@Authorized(...)`; the server's auth checker decides who holds them. */

@@ -2,6 +2,7 @@ import type { NonEmptyArray } from 'type-graphql';
 
 import { ModelResolver } from './model.resolver';
 import { PlatformResolver } from './platform.resolver';
+import { TrainingResolver } from './training.resolver';
 
-export const resolvers: NonEmptyArray<Function> = [PlatformResolver, ModelResolver];
+export const resolvers: NonEmptyArray<Function> = [PlatformResolver, ModelResolver, TrainingResolver];
 export * from './context';

@@ -4,6 +4,7 @@ import type { TaskType } from '../schema/enums';
 import { Model } from '../schema/model.type';
 import type { Model as DeployedModel } from '../src/models/model.service';
 import { type Context, Role } from './context';
+import { toEpochMetrics } from './training.resolver';
 
 @Resolver(() => Model)
 export class ModelResolver {
@@ -19,6 +20,6 @@ export class ModelResolver {
   }
 }
 
-function toModel(model: DeployedModel): Model {
-  return { ...model, taskType: model.taskType as TaskType };
+export function toModel(model: DeployedModel): Model {
+  return { ...model, taskType: model.taskType as TaskType, history: model.history.map(toEpochMetrics) };
 }

@@ -14,3 +14,44 @@ registerEnumType(TrainingServerStatus, {
   name: 'TrainingServerStatus',
   description: 'Whether the training server is running a job (`ACTIVE`) or idle (`SLEEPING`).',
 });
+
+export enum ModelArchitecture {
+  RESNET18 = 'resnet18',
+  RESNET34 = 'resnet34',
+  MOBILENET_V2 = 'mobilenet v2',
+  LSTM = 'lstm',
+  GRU = 'gru',
+}
+registerEnumType(ModelArchitecture, {
+  name: 'ModelArchitecture',
+  description: 'Network to train: RESNET18, RESNET34 or MOBILENET_V2 for images; LSTM or GRU for text.',
+});
+
+export enum Optimizer {
+  SGD = 'sgd',
+  ADAM = 'adam',
+}
+registerEnumType(Optimizer, { name: 'Optimizer', description: 'SGD (momentum 0.9) or Adam.' });
+
+export enum PretrainDataset {
+  IMAGENET = 'imagenet',
+  SCRATCH = 'scratch',
+}
+registerEnumType(PretrainDataset, {
+  name: 'PretrainDataset',
+  description: 'Start image models from ImageNet weights (read from the server’s weights folder) or from scratch.',
+});
+
+export enum TrainingState {
+  QUEUED = 'QUEUED',
+  PREPARING = 'PREPARING',
+  TRAINING = 'TRAINING',
+  EXPORTING = 'EXPORTING',
+  DEPLOYED = 'DEPLOYED',
+  FAILED = 'FAILED',
+  CANCELLED = 'CANCELLED',
+}
+registerEnumType(TrainingState, {
+  name: 'TrainingState',
+  description: 'QUEUED → PREPARING → TRAINING → EXPORTING → DEPLOYED, or FAILED / CANCELLED.',
+});

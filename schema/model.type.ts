@@ -1,6 +1,7 @@
 import { Field, Float, ID, ObjectType } from 'type-graphql';
 
 import { TaskType } from './enums';
+import { EpochMetrics } from './training.types';
 
 @ObjectType({ description: 'A trained model deployed for inference.' })
 export class Model {
@@ -24,4 +25,7 @@ export class Model {
 
   @Field({ description: 'When the model was deployed (minute precision, UTC).' })
   createdAt!: Date;
+
+  @Field(() => [EpochMetrics], { description: 'Metrics per epoch of the training that made it (empty for older models).' })
+  history!: EpochMetrics[];
 }

@@ -1,5 +1,9 @@
+import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+
+import { type DatasetLimits, DEFAULT_DATASET_LIMITS } from './datasets/limits';
 
 /**
  * The one place that reads `process.env`. Everything else receives a typed `Config`.
@@ -30,6 +34,23 @@ const envSchema = z
       .optional(),
     FLASH_S3_FORCE_PATH_STYLE: booleanString.default(false),
     FLASH_S3_CHECKSUMS: checksumMode.default('WHEN_SUPPORTED'),
+    FLASH_WORK_DIR: z.string().min(1).optional(),
+    FLASH_WORKER_ID: z.string().regex(/^[\w.@:-]{1,100}$/, 'letters, digits and . _ @ : - only').optional(),
+    FLASH_TRAINER_PYTHON: z.string().min(1).default('/usr/bin/python3'),
+    FLASH_TRAINER_DEVICE: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
+    FLASH_WEIGHTS_DIR: z.string().min(1).optional(),
+    FLASH_TRAINER_TIMEOUT: z.coerce.number().int().positive().default(7200),
+    FLASH_MAX_QUEUE: z.coerce.number().int().min(0).max(1000).default(10),
+    FLASH_IMAGE_SIZE: z.coerce.number().int().min(32).max(512).default(224),
+    FLASH_MAX_EPOCHS: z.coerce.number().int().positive().default(10),
+    FLASH_MAX_BATCH_SIZE: z.coerce.number().int().positive().default(32),
+    FLASH_MIN_CLASSES: z.coerce.number().int().min(2).default(2),
+    FLASH_MAX_CLASSES: z.coerce.number().int().min(2).default(10),
+    FLASH_MIN_IMAGES_PER_CLASS: z.coerce.number().int().min(1).default(10),
+    FLASH_MAX_IMAGES_PER_CLASS: z.coerce.number().int().min(1).default(100),
+    FLASH_MAX_CLASS_MB: z.coerce.number().positive().default(10),
+    FLASH_MAX_CSV_ROWS: z.coerce.number().int().positive().default(10_000),
+    FLASH_MAX_UPLOAD_MB: z.coerce.number().positive().default(110),
     AWS_REGION: z.string().min(1).optional(),
     AWS_DEFAULT_REGION: z.string().min(1).optional(),
     AWS_ENDPOINT_URL_S3: z.url().optional(),
@@ -41,6 +62,16 @@ const envSchema = z
   .superRefine((env, ctx) => {
     if (env.FLASH_STORE === 's3' && !env.FLASH_S3_BUCKET) {
       ctx.addIssue({ code: 'custom', path: ['FLASH_S3_BUCKET'], message: 'is required when FLASH_STORE=s3' });
+    }
+    if (env.FLASH_MIN_CLASSES > env.FLASH_MAX_CLASSES) {
+      ctx.addIssue({ code: 'custom', path: ['FLASH_MIN_CLASSES'], message: 'must not exceed FLASH_MAX_CLASSES' });
+    }
+    if (env.FLASH_MIN_IMAGES_PER_CLASS > env.FLASH_MAX_IMAGES_PER_CLASS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['FLASH_MIN_IMAGES_PER_CLASS'],
+        message: 'must not exceed FLASH_MAX_IMAGES_PER_CLASS',
+      });
     }
     if (Boolean(env.AWS_ACCESS_KEY_ID) !== Boolean(env.AWS_SECRET_ACCESS_KEY)) {
       ctx.addIssue({
@@ -69,6 +100,31 @@ export interface S3Config {
 
 export type StoreConfig = { kind: 'fs'; root: string } | ({ kind: 's3' } & S3Config);
 
+export interface TrainingConfig {
+  /** Python interpreter with PyTorch for the trainer. Default `/usr/bin/python3` (Debian's). */
+  python: string;
+  /** Folder that holds the `trainer/` package (the trainer runs with it as working directory). */
+  trainerRoot: string;
+  device: 'auto' | 'cpu' | 'cuda';
+  /** Folder of torchvision ImageNet weight files; default: torchvision's cache. */
+  weightsDir: string | undefined;
+  /** A job running longer than this is killed and fails, in milliseconds. Default 2 h. */
+  timeoutMillis: number;
+  /** Jobs that may wait behind the running one; `0`: a busy server refuses (`SERVER_BUSY`). */
+  maxQueue: number;
+  /** Local scratch folder for uploads being checked and jobs being trained. */
+  workDir: string;
+  /** Names this process in job leases; a restarted process with the same id resumes its job. */
+  workerId: string;
+  /** Network input size in pixels. Default `224`. */
+  imageSize: number;
+  maxEpochs: number;
+  maxBatchSize: number;
+  /** Least time between batch progress events, in seconds. Default `1`. */
+  batchProgressSeconds: number;
+}
+
+
 export interface Config {
   env: 'development' | 'production' | 'test';
   host: string;
@@ -82,6 +138,8 @@ export interface Config {
   adminKey: string | undefined;
   /** Schema introspection; default on outside production. */
   introspection: boolean;
+  training: TrainingConfig;
+  datasets: DatasetLimits;
 }
 
 export class ConfigError extends Error {
@@ -92,7 +150,13 @@ export class ConfigError extends Error {
 }
 
 /** Deep-partial overrides that tests and embedders pass to `buildApp`. */
-export type ConfigOverrides = Partial<Omit<Config, 'store'>> & { store?: StoreConfig };
+export type ConfigOverrides = Partial<Omit<Config, 'store' | 'training' | 'datasets'>> & {
+  store?: StoreConfig;
+  training?: Partial<TrainingConfig>;
+  datasets?: Partial<DatasetLimits>;
+};
+
+const MIB = 1024 * 1024;
 
 export function loadConfig(
   env: Record<string, string | undefined> = process.env,
@@ -135,7 +199,44 @@ export function loadConfig(
     adminKey: e.FLASH_ADMIN_KEY,
     introspection: e.FLASH_INTROSPECTION ?? nodeEnv !== 'production',
     ...overrides,
+    training: {
+      python: e.FLASH_TRAINER_PYTHON,
+      trainerRoot: projectRoot(),
+      device: e.FLASH_TRAINER_DEVICE,
+      weightsDir: e.FLASH_WEIGHTS_DIR ? path.resolve(e.FLASH_WEIGHTS_DIR) : undefined,
+      timeoutMillis: e.FLASH_TRAINER_TIMEOUT * 1000,
+      maxQueue: e.FLASH_MAX_QUEUE,
+      workDir: path.resolve(e.FLASH_WORK_DIR ?? path.join(dataDir, '.work')),
+      workerId: e.FLASH_WORKER_ID ?? hostname(),
+      imageSize: e.FLASH_IMAGE_SIZE,
+      maxEpochs: e.FLASH_MAX_EPOCHS,
+      maxBatchSize: e.FLASH_MAX_BATCH_SIZE,
+      batchProgressSeconds: 1,
+      ...overrides.training,
+    },
+    datasets: {
+      ...DEFAULT_DATASET_LIMITS,
+      minClasses: e.FLASH_MIN_CLASSES,
+      maxClasses: e.FLASH_MAX_CLASSES,
+      minImagesPerClass: e.FLASH_MIN_IMAGES_PER_CLASS,
+      maxImagesPerClass: e.FLASH_MAX_IMAGES_PER_CLASS,
+      maxClassBytes: Math.round(e.FLASH_MAX_CLASS_MB * MIB),
+      maxUploadBytes: Math.round(e.FLASH_MAX_UPLOAD_MB * MIB),
+      maxCsvRows: e.FLASH_MAX_CSV_ROWS,
+      ...overrides.datasets,
+    },
     dataDir,
     store: overrides.store ?? (overrides.dataDir && store.kind === 'fs' ? { kind: 'fs', root: dataDir } : store),
   };
+}
+
+/** The folder holding package.json (and `trainer/`), from `src/` or from the build in `dist/src/`. */
+function projectRoot(): string {
+  let folder = __dirname;
+  while (!existsSync(path.join(folder, 'package.json'))) {
+    const parent = path.dirname(folder);
+    if (parent === folder) throw new Error(`No package.json above ${__dirname}`);
+    folder = parent;
+  }
+  return folder;
 }

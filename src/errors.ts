@@ -11,6 +11,8 @@ export enum ErrorCode {
   MODEL_NOT_FOUND = 'MODEL_NOT_FOUND',
   MODEL_TRAINING = 'MODEL_TRAINING',
   MAINTENANCE = 'MAINTENANCE',
+  /** The training queue is full (or, with no queue, a job is running). */
+  SERVER_BUSY = 'SERVER_BUSY',
   /** A platform document in the store does not match its schema. */
   DOCUMENT_INVALID = 'DOCUMENT_INVALID',
   /** The object store could not be reached or refused the request. */
@@ -82,6 +84,12 @@ export class ModelTrainingError extends AppError {
 export class MaintenanceError extends AppError {
   constructor() {
     super('The platform is in maintenance (dev mode); try again later.', { code: ErrorCode.MAINTENANCE });
+  }
+}
+
+export class ServerBusyError extends AppError {
+  constructor(message = 'The training server is busy; try again later.') {
+    super(message, { code: ErrorCode.SERVER_BUSY });
   }
 }
 

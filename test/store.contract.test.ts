@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -80,6 +80,24 @@ describe.each(adapters)('object store contract: $name', (adapter) => {
     const second = await store.put('doc.json', Buffer.from('{"a":1}'));
     expect(second.etag).not.toBe(first.etag);
     expect((await store.get('doc.json'))?.body.toString()).toBe('{"a":1}');
+  });
+
+  it('streams files in and out', async () => {
+    const scratch = mkdtempSync(path.join(tmpdir(), 'flash-files-'));
+    try {
+      const source = path.join(scratch, 'weights.pt');
+      const body = Buffer.alloc(3 * 1024 * 1024 + 7, 'w');
+      writeFileSync(source, body);
+      const { etag } = await store.putFile('models/weights.pt', source);
+      expect((await store.get('models/weights.pt'))?.etag).toBe(etag);
+      const copy = path.join(scratch, 'copy.pt');
+      await expect(store.getFile('models/weights.pt', copy)).resolves.toBe(true);
+      expect(readFileSync(copy).equals(body)).toBe(true);
+      await expect(store.getFile('models/missing.pt', path.join(scratch, 'none'))).resolves.toBe(false);
+      expect(existsSync(path.join(scratch, 'none'))).toBe(false);
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
   });
 
   it('deletes objects, and deleting a missing object is not an error', async () => {

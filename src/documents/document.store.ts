@@ -17,8 +17,10 @@ import {
 } from './schemas';
 
 export interface DocumentDefinition<T> {
-  /** Store key, which is also the name used in error messages (`status.json`). */
+  /** Store key. */
   readonly key: string;
+  /** Name in error messages: the key, or a pattern when the key holds a token. */
+  readonly name: string;
   readonly schema: z.ZodType<T>;
   /** The seed's initial content, written at first start; a missing document reads as this. */
   readonly initial: T | undefined;
@@ -26,13 +28,13 @@ export interface DocumentDefinition<T> {
   readonly secretKeys: boolean;
 }
 
-function defineDocument<T>(
+export function defineDocument<T>(
   key: string,
   schema: z.ZodType<T>,
   initial?: T,
-  { secretKeys = false } = {},
+  { secretKeys = false, name = key }: { secretKeys?: boolean; name?: string } = {},
 ): DocumentDefinition<T> {
-  return Object.freeze({ key, schema, initial, secretKeys });
+  return Object.freeze({ key, name, schema, initial, secretKeys });
 }
 
 export const STATUS = defineDocument<StatusDocument>('status.json', statusSchema, {
@@ -97,8 +99,8 @@ export class DocumentStore implements DocumentReader {
   async read<T>(document: DocumentDefinition<T>): Promise<T> {
     const snapshot = await this.snapshot(document);
     if (snapshot) return snapshot.value;
-    if (document.initial !== undefined) return structuredClone(document.initial);
-    throw new DocumentInvalidError(document.key, ['the document does not exist']);
+    if (document.initial !== undefined) return cloneJson(document.initial);
+    throw new DocumentInvalidError(document.name, ['the document does not exist']);
   }
 
   /** The document and its version tag, or `null` when it does not exist. */
@@ -122,8 +124,8 @@ export class DocumentStore implements DocumentReader {
     for (let attempt = 1; ; attempt++) {
       const snapshot = await this.snapshot(document);
       const current = snapshot?.value ?? document.initial;
-      if (current === undefined) throw new DocumentInvalidError(document.key, ['the document does not exist']);
-      const next = mutate(structuredClone(current));
+      if (current === undefined) throw new DocumentInvalidError(document.name, ['the document does not exist']);
+      const next = mutate(cloneJson(current));
       if (snapshot && isDeepStrictEqual(next, snapshot.value)) return snapshot.value;
       assertValid(document, next);
       try {
@@ -169,6 +171,11 @@ export class DocumentStore implements DocumentReader {
   }
 }
 
+/** Documents are JSON, so a JSON round trip is a faithful private copy. */
+function cloneJson<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
+}
+
 function serialize(value: unknown): Buffer {
   return Buffer.from(`${JSON.stringify(value, null, 2)}\n`);
 }
@@ -178,11 +185,11 @@ function parse<T>(document: DocumentDefinition<T>, body: Buffer): T {
   try {
     json = JSON.parse(body.toString('utf8'));
   } catch {
-    throw new DocumentInvalidError(document.key, ['it is not valid JSON']);
+    throw new DocumentInvalidError(document.name, ['it is not valid JSON']);
   }
   const result = document.schema.safeParse(json);
   if (!result.success) {
-    throw new DocumentInvalidError(document.key, describeIssues(result.error, document.secretKeys), {
+    throw new DocumentInvalidError(document.name, describeIssues(result.error, document.secretKeys), {
       detail: describeIssues(result.error, false),
     });
   }
@@ -193,7 +200,7 @@ function assertValid<T>(document: DocumentDefinition<T>, value: T): void {
   const result = document.schema.safeParse(value);
   // A write that fails its own schema is a bug in the platform, not a user error.
   if (!result.success) {
-    throw new Error(`Refusing to write invalid ${document.key}: ${describeIssues(result.error, false).join('; ')}`);
+    throw new Error(`Refusing to write invalid ${document.name}: ${describeIssues(result.error, false).join('; ')}`);
   }
 }
 

@@ -1,3 +1,4 @@
 export * from './document.loader';
 export * from './document.store';
 export * from './schemas';
+export * from './jobs';

@@ -27,6 +27,19 @@ export const cleanupSchema = z.looseObject({
 });
 export type CleanupDocument = z.infer<typeof cleanupSchema>;
 
+/** One epoch of training, as the trainer reports it; accuracies are fractions in 0..1. */
+export const epochRecordSchema = z.looseObject({
+  epoch: z.number().int().positive(),
+  epochs: z.number().int().positive(),
+  train_loss: z.number().nullable(),
+  train_accuracy: z.number(),
+  val_loss: z.number().nullable(),
+  val_accuracy: z.number(),
+  lr: z.number(),
+  seconds: z.number(),
+});
+export type EpochRecord = z.infer<typeof epochRecordSchema>;
+
 /** `created` is written as `%d-%m-%y %H:%M` in UTC, e.g. `10-01-21 18:13`. */
 export const CREATED_PATTERN = /^(\d{2})-(\d{2})-(\d{2}) (\d{2}):(\d{2})$/;
 
@@ -42,6 +55,8 @@ export const inferenceEntrySchema = z
     accuracy: z.number().min(0).max(100),
     accuracy_plot: z.string(),
     created: z.string().refine((value) => parseCreated(value) !== null, 'expected a date as "dd-mm-yy HH:MM"'),
+    /** Added by this platform: per-epoch metrics of the training that produced the model. */
+    history: z.array(epochRecordSchema).optional(),
   })
   .superRefine((entry, ctx) => {
     if (entry.task_type === 'imageclassification' && !entry.classes) {

@@ -1,5 +1,6 @@
 import {
   type DocumentReader,
+  type EpochRecord,
   type DocumentStore,
   INFERENCE,
   type InferenceEntry,
@@ -20,6 +21,8 @@ export interface Model {
   /** Class names in output order; `null` for text models, whose labels live in their metadata. */
   classes: string[] | null;
   createdAt: Date;
+  /** Per-epoch metrics of its training; empty for models deployed by the original platform. */
+  history: EpochRecord[];
 }
 
 /** The models in `inference.json`: what the original "check" endpoint answered. */
@@ -58,6 +61,7 @@ function toModel(token: string, entry: InferenceEntry): Model {
     classes: entry.classes ?? null,
     // The schema has already checked that `created` parses.
     createdAt: parseCreated(entry.created) as Date,
+    history: entry.history ?? [],
   };
 }
 

@@ -41,7 +41,8 @@ export class PlatformService {
     return this.publishState();
   }
 
-  private async publishState(): Promise<PlatformState> {
+  /** Reads the state and tells `statusChanged` subscribers. */
+  async publishState(): Promise<PlatformState> {
     const state = await this.state();
     this.pubsub.publish('STATUS_CHANGED', state);
     return state;

@@ -12,6 +12,7 @@ import {
 import { expressMiddleware } from '@as-integrations/express5';
 import cors from 'cors';
 import express from 'express';
+import { graphqlUploadExpress } from 'graphql-upload-minimal';
 import { useServer } from 'graphql-ws/use/ws';
 import pino, { type Logger } from 'pino';
 import { WebSocketServer } from 'ws';
@@ -22,6 +23,9 @@ import { DocumentLoader, DocumentStore } from '../documents';
 import { createPlatformPubSub } from '../events/pubsub';
 import { ModelService } from '../models/model.service';
 import { PlatformService } from '../platform/platform.service';
+import { JobRepository } from '../training/job.repository';
+import { TrainingSupervisor } from '../training/supervisor';
+import { TrainingService } from '../training/training.service';
 import { createStore, type ObjectStore } from '../store';
 import { UnreachableCaseError } from '../unreachable';
 import { type AdminKeySource, AdminKeyVerifier, resolveAdminKey } from './admin-key';
@@ -72,10 +76,30 @@ export function buildApp(options: AppOptions = {}): App {
   const store = options.store ?? createStore(config.store);
   const documents = new DocumentStore(store);
   const pubsub = createPlatformPubSub();
-  const services: Services = {
-    platform: new PlatformService(documents, pubsub),
-    models: new ModelService(documents),
-  };
+  const platform = new PlatformService(documents, pubsub);
+  const models = new ModelService(documents);
+  const jobs = new JobRepository(documents, config.training.maxQueue);
+  const supervisor = new TrainingSupervisor({
+    documents,
+    store,
+    jobs,
+    models,
+    platform,
+    pubsub,
+    config: config.training,
+    logger: logger.child({ component: 'supervisor' }),
+  });
+  const training = new TrainingService({
+    documents,
+    store,
+    jobs,
+    supervisor,
+    pubsub,
+    config: config.training,
+    limits: config.datasets,
+    logger,
+  });
+  const services: Services = { platform, models, training };
 
   let state: AppState = { state: 'idle' };
   let httpServer: Server | undefined;
@@ -95,6 +119,7 @@ export function buildApp(options: AppOptions = {}): App {
     } catch (error) {
       // Leave nothing half-open: a failed start releases what it took, and cannot be retried.
       await apollo?.stop().catch(() => undefined);
+      await supervisor.stop();
       httpServer?.close();
       await store.close();
       state = { state: 'stopped' };
@@ -105,6 +130,7 @@ export function buildApp(options: AppOptions = {}): App {
   async function listen() {
     const adminKey = await resolveAdminKey(config.adminKey, config.dataDir);
     await documents.initialize();
+    supervisor.start();
     const schema = await buildSchema({ pubsub, admin: new AdminKeyVerifier(adminKey.key) });
 
     const app = express();
@@ -163,6 +189,10 @@ export function buildApp(options: AppOptions = {}): App {
     app.use(
       '/graphql',
       cors<cors.CorsRequest>(),
+      graphqlUploadExpress({
+        maxFileSize: config.datasets.maxUploadBytes,
+        maxFiles: config.datasets.maxClasses * config.datasets.maxImagesPerClass + 1,
+      }),
       express.json({ limit: '1mb' }),
       expressMiddleware(apollo, { context: async ({ req }) => makeContext(req.headers.authorization) }),
     );
@@ -195,6 +225,7 @@ export function buildApp(options: AppOptions = {}): App {
         // Apollo's drain plugins stop new connections, let in-flight requests finish and
         // close the WebSocket server; then the store's sockets go.
         await apollo?.stop();
+        await supervisor.stop();
         await store.close();
         state = { state: 'stopped' };
         logger.info('Flash API stopped');

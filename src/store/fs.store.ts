@@ -64,9 +64,7 @@ export class FsStore implements ObjectStore {
         if (options.ifNoneMatch === '*' && current !== null) throw new PreconditionFailedError(key);
         if (options.ifMatch !== undefined && current !== options.ifMatch) throw new PreconditionFailedError(key);
       }
-      await fs.mkdir(path.dirname(file), { recursive: true });
-      const temp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
-      try {
+      await this.replace(file, async (temp) => {
         const handle = await fs.open(temp, 'wx', 0o644);
         try {
           await handle.writeFile(body);
@@ -74,20 +72,44 @@ export class FsStore implements ObjectStore {
         } finally {
           await handle.close();
         }
-        await fs.rename(temp, file);
-      } catch (error) {
-        await fs.rm(temp, { force: true });
-        throw error;
-      }
+      });
       const tag = await this.currentTag(file);
       if (tag === null) throw new Error(`Object ${key} vanished right after it was written`);
       return { etag: tag };
     });
   }
 
+  async putFile(key: string, source: string): Promise<{ etag: string }> {
+    const file = this.resolve(key);
+    return this.locks.run(file, async () => {
+      await this.replace(file, async (temp) => {
+        await fs.copyFile(source, temp, constants.COPYFILE_EXCL);
+        const handle = await fs.open(temp, 'r+');
+        try {
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+      });
+      return { etag: versionTag(await fs.stat(file, { bigint: true })) };
+    });
+  }
+
+  async getFile(key: string, destination: string): Promise<boolean> {
+    const file = this.resolve(key);
+    try {
+      await fs.copyFile(file, destination);
+      return true;
+    } catch (error) {
+      if (isMissing(error)) return false;
+      throw error;
+    }
+  }
+
   async delete(key: string): Promise<void> {
     const file = this.resolve(key);
     await this.locks.run(file, () => fs.rm(file, { force: true }));
+    await this.pruneEmptyFolders(path.dirname(file));
   }
 
   async list(prefix: string): Promise<string[]> {
@@ -114,6 +136,22 @@ export class FsStore implements ObjectStore {
 
   async close(): Promise<void> {}
 
+  /**
+   * Removes folders left empty by a delete, as a bucket has no folder once its last key goes.
+   * Folders directly under the root stay: they are the seed's `training/`, `imageclassification/`
+   * and `textclassification/`, which exist even when empty.
+   */
+  private async pruneEmptyFolders(folder: string): Promise<void> {
+    for (let current = folder; path.dirname(current) !== this.root && current.startsWith(this.root + path.sep); ) {
+      try {
+        await fs.rmdir(current);
+      } catch {
+        return; // not empty (or already gone): stop here
+      }
+      current = path.dirname(current);
+    }
+  }
+
   private async walk(folder: string, into: string[]): Promise<void> {
     let entries: import('node:fs').Dirent[];
     try {
@@ -135,6 +173,26 @@ export class FsStore implements ObjectStore {
     } catch (error) {
       if (isMissing(error)) return null;
       throw error;
+    }
+  }
+
+  /**
+   * Writes a hidden sibling of `file` with `write`, then renames it over `file`: same folder, so
+   * the rename is atomic. A concurrent delete may prune the folder between our mkdir and our
+   * write; the folder is then made again and the write retried.
+   */
+  private async replace(file: string, write: (temp: string) => Promise<void>): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      await fs.mkdir(path.dirname(file), { recursive: true });
+      const temp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+      try {
+        await write(temp);
+        await fs.rename(temp, file);
+        return;
+      } catch (error) {
+        await fs.rm(temp, { force: true });
+        if (!isMissing(error) || attempt >= 3) throw error;
+      }
     }
   }
 

@@ -25,6 +25,10 @@ export interface ObjectStore {
   get(key: string): Promise<StoredObject | null>;
   /** Writes atomically: a reader sees the old bytes or the new ones, never a mix. */
   put(key: string, body: Buffer, options?: PutOptions): Promise<{ etag: string }>;
+  /** Streams a local file into the store under `key` (model weights, large datasets). */
+  putFile(key: string, file: string, options?: Pick<PutOptions, 'contentType'>): Promise<{ etag: string }>;
+  /** Streams the object into a local file; `false` when there is no object under `key`. */
+  getFile(key: string, file: string): Promise<boolean>;
   /** Deletes the object; deleting a missing object is not an error. */
   delete(key: string): Promise<void>;
   /** Keys under `prefix` (folder markers excluded), in lexicographic order. */

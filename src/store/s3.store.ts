@@ -1,3 +1,8 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+
 import {
   CreateBucketCommand,
   DeleteObjectCommand,
@@ -81,6 +86,33 @@ export class S3Store implements ObjectStore {
     }
   }
 
+  async putFile(key: string, file: string, options: Pick<PutOptions, 'contentType'> = {}): Promise<{ etag: string }> {
+    assertValidKey(key);
+    const { size } = await stat(file);
+    const response = await this.client.send(
+      new PutObjectCommand({
+        Bucket: this.bucket,
+        Key: key,
+        Body: createReadStream(file),
+        ContentLength: size,
+        ContentType: options.contentType ?? contentTypeFor(key),
+      }),
+    );
+    return { etag: response.ETag ?? '' };
+  }
+
+  async getFile(key: string, file: string): Promise<boolean> {
+    assertValidKey(key);
+    try {
+      const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      await pipeline(response.Body as Readable, createWriteStream(file));
+      return true;
+    } catch (error) {
+      if (isNotFound(error)) return false;
+      throw error;
+    }
+  }
+
   async delete(key: string): Promise<void> {
     assertValidKey(key);
     await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
@@ -148,5 +180,6 @@ function isPreconditionFailure(error: unknown): boolean {
 function contentTypeFor(key: string): string {
   if (key.endsWith('.json')) return 'application/json';
   if (key.endsWith('.png')) return 'image/png';
+  if (key.endsWith('.onnx')) return 'application/onnx';
   return 'application/octet-stream';
 }

@@ -1,0 +1,111 @@
+import {
+  type DocumentStore,
+  type JobRecord,
+  jobRecordDocument,
+  QUEUE,
+  type QueueEntry,
+} from '../documents';
+import { ServerBusyError } from '../errors';
+
+/** Thrown inside a queue update when another supervisor took the job first. */
+export class LostClaimError extends Error {
+  constructor(token: string) {
+    super(`Another supervisor took job ${token}`);
+    this.name = 'LostClaimError';
+  }
+}
+
+/**
+ * The queue (`training/queue.json`) and the job records (`training/jobs/<token>/job.json`).
+ * Every change is a compare-and-swap through `DocumentStore.update`.
+ */
+export class JobRepository {
+  constructor(
+    private readonly documents: DocumentStore,
+    /** Jobs that may wait behind the running one. */
+    private readonly maxQueue: number,
+  ) {}
+
+  /** Room for one more job right now (a cheap early check; `admit` decides). */
+  async hasRoom(): Promise<boolean> {
+    const queue = await this.documents.read(QUEUE);
+    return queue.jobs.length < this.capacity;
+  }
+
+  /**
+   * Appends the job to the queue if there is room, atomically: of many concurrent admissions
+   * exactly the ones that fit succeed. Returns how many jobs are ahead of it.
+   */
+  async admit(entry: QueueEntry): Promise<number> {
+    const queue = await this.documents.update(QUEUE, (current) => {
+      if (current.jobs.length >= this.capacity) {
+        throw new ServerBusyError(
+          this.maxQueue === 0
+            ? 'The training server is busy with another job; try again later.'
+            : `The training queue is full (${this.maxQueue} jobs waiting); try again later.`,
+        );
+      }
+      return { ...current, jobs: [...current.jobs, entry] };
+    });
+    return queue.jobs.findIndex((job) => job.token === entry.token);
+  }
+
+  async queue(): Promise<QueueEntry[]> {
+    return (await this.documents.read(QUEUE)).jobs;
+  }
+
+  /** Jobs ahead of `token` in the queue; `null` when it is not queued. */
+  async position(token: string): Promise<number | null> {
+    const index = (await this.queue()).findIndex((job) => job.token === token);
+    return index === -1 ? null : index;
+  }
+
+  /**
+   * Marks the queue's head as taken by `worker`. `mayTake` sees the head as stored now and
+   * decides whether taking it is still right (nobody took it, or its lease ran out).
+   */
+  async claimHead(token: string, worker: string, mayTake: (head: QueueEntry) => boolean): Promise<QueueEntry> {
+    const queue = await this.documents.update(QUEUE, (current) => {
+      const head = current.jobs[0];
+      if (!head || head.token !== token || !mayTake(head)) throw new LostClaimError(token);
+      const attempt = (head.running?.attempt ?? 0) + 1;
+      const running = { worker, attempt, started_at: new Date().toISOString() };
+      return { ...current, jobs: [{ ...head, running }, ...current.jobs.slice(1)] };
+    });
+    return queue.jobs[0] as QueueEntry;
+  }
+
+  /** Removes the job from the queue; returns it, or `undefined` if it was not there. */
+  async remove(token: string, { onlyIfWaiting = false } = {}): Promise<QueueEntry | undefined> {
+    let removed: QueueEntry | undefined;
+    await this.documents.update(QUEUE, (current) => {
+      removed = current.jobs.find((job) => job.token === token);
+      if (!removed || (onlyIfWaiting && removed.running)) {
+        removed = undefined;
+        return current;
+      }
+      return { ...current, jobs: current.jobs.filter((job) => job.token !== token) };
+    });
+    return removed;
+  }
+
+  async record(token: string): Promise<JobRecord | null> {
+    return (await this.documents.snapshot(jobRecordDocument(token)))?.value ?? null;
+  }
+
+  async createRecord(record: JobRecord): Promise<void> {
+    await this.documents.write(jobRecordDocument(record.token), record);
+  }
+
+  async updateRecord(token: string, change: (record: JobRecord) => JobRecord): Promise<JobRecord> {
+    return this.documents.update(jobRecordDocument(token), change);
+  }
+
+  async removeRecord(token: string): Promise<void> {
+    await this.documents.remove(jobRecordDocument(token));
+  }
+
+  private get capacity(): number {
+    return this.maxQueue + 1;
+  }
+}
