@@ -5,13 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python="${FLASH_TRAINER_PYTHON:-/usr/bin/python3}"
-debian_packages=(python3-torch python3-torchvision python3-pytest python3-onnx)
+debian_packages=(python3-torch python3-torchvision python3-pytest python3-onnx fonts-dejavu-core)
 
-if ! "$python" -c 'import torch, torchvision, pytest, onnx' >/dev/null 2>&1; then
+if ! "$python" -c 'import torch, torchvision, pytest, onnx' >/dev/null 2>&1 || [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
   if command -v apt-get >/dev/null 2>&1; then
     sudo=""
     if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-    echo "Installing ${debian_packages[*]} from Debian (trainer dependencies)…"
+    echo "Installing ${debian_packages[*]} from Debian (trainer and chart dependencies)…"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${debian_packages[@]}" >/dev/null
   else
