@@ -1,4 +1,6 @@
+import type { CleanupService } from '../src/cleanup/cleanup.service';
 import type { DocumentLoader } from '../src/documents';
+import type { DownloadService } from '../src/models/download.service';
 import type { ModelService } from '../src/models/model.service';
 import type { PlatformService } from '../src/platform/platform.service';
 import type { TrainingService } from '../src/training/training.service';
@@ -7,6 +9,8 @@ import type { TrainingService } from '../src/training/training.service';
 export interface Services {
   platform: PlatformService;
   models: ModelService;
+  downloads: DownloadService;
+  cleanup: CleanupService;
   training: TrainingService;
 }
 
@@ -22,4 +26,6 @@ export interface Context {
   documents: DocumentLoader;
   /** The bearer credential the client presented, if any. */
   bearer: string | undefined;
+  /** Where clients reach this server (for links it serves itself), e.g. `http://localhost:4000`. */
+  origin: string;
 }

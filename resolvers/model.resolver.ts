@@ -1,10 +1,10 @@
-import { Arg, Authorized, Ctx, ID, Query, Resolver } from 'type-graphql';
+import { Arg, Authorized, Ctx, ID, Mutation, Query, Resolver } from 'type-graphql';
 
-import type { TaskType } from '../schema/enums';
+import { DownloadLink } from '../schema/download-link.type';
+import { ModelFormat } from '../schema/enums';
 import { Model } from '../schema/model.type';
-import type { Model as DeployedModel } from '../src/models/model.service';
 import { type Context, Role } from './context';
-import { toEpochMetrics } from './training.resolver';
+import { toModel } from './mappers';
 
 @Resolver(() => Model)
 export class ModelResolver {
@@ -18,8 +18,27 @@ export class ModelResolver {
   async models(@Ctx() { services, documents }: Context): Promise<Model[]> {
     return (await services.models.list(documents)).map(toModel);
   }
-}
 
-export function toModel(model: DeployedModel): Model {
-  return { ...model, taskType: model.taskType as TaskType, history: model.history.map(toEpochMetrics) };
+  @Mutation(() => DownloadLink, {
+    description: 'A link to the model’s weights that expires (FORBIDDEN when the model is not downloadable).',
+  })
+  async downloadModel(
+    @Arg('token', () => ID) token: string,
+    @Arg('format', () => ModelFormat) format: ModelFormat,
+    @Ctx() { services, origin }: Context,
+  ): Promise<DownloadLink> {
+    return services.downloads.link(token, format, origin);
+  }
+
+  @Mutation(() => Boolean, { description: 'Deletes the model and its files (the token is the credential).' })
+  async deleteModel(@Arg('token', () => ID) token: string, @Ctx() { services }: Context): Promise<boolean> {
+    await services.models.delete(token);
+    return true;
+  }
+
+  @Authorized(Role.ADMIN)
+  @Mutation(() => [ID], { description: 'Admin: deletes the expired models now and returns their tokens.' })
+  async runCleanup(@Ctx() { services }: Context): Promise<string[]> {
+    return services.cleanup.run();
+  }
 }

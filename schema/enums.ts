@@ -55,3 +55,12 @@ registerEnumType(TrainingState, {
   name: 'TrainingState',
   description: 'QUEUED → PREPARING → TRAINING → EXPORTING → DEPLOYED, or FAILED / CANCELLED.',
 });
+
+export enum ModelFormat {
+  PYTORCH = 'pytorch',
+  ONNX = 'onnx',
+}
+registerEnumType(ModelFormat, {
+  name: 'ModelFormat',
+  description: 'PYTORCH: TorchScript (.pt), loadable with torch.jit.load; ONNX: for onnxruntime and other runtimes.',
+});

@@ -26,6 +26,9 @@ export class Model {
   @Field({ description: 'When the model was deployed (minute precision, UTC).' })
   createdAt!: Date;
 
+  @Field(() => Date, { nullable: true, description: 'When the model will be deleted; null for pinned models.' })
+  expiresAt!: Date | null;
+
   @Field(() => [EpochMetrics], { description: 'Metrics per epoch of the training that made it (empty for older models).' })
   history!: EpochMetrics[];
 }

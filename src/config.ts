@@ -39,7 +39,7 @@ const envSchema = z
     FLASH_TRAINER_PYTHON: z.string().min(1).default('/usr/bin/python3'),
     FLASH_TRAINER_DEVICE: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
     FLASH_WEIGHTS_DIR: z.string().min(1).optional(),
-    FLASH_TRAINER_TIMEOUT: z.coerce.number().int().positive().default(7200),
+    FLASH_TRAINER_TIMEOUT: z.coerce.number().int().positive().max(7 * 24 * 3600).default(7200),
     FLASH_MAX_QUEUE: z.coerce.number().int().min(0).max(1000).default(10),
     FLASH_IMAGE_SIZE: z.coerce.number().int().min(32).max(512).default(224),
     FLASH_MAX_EPOCHS: z.coerce.number().int().positive().default(10),
@@ -51,6 +51,15 @@ const envSchema = z
     FLASH_MAX_CLASS_MB: z.coerce.number().positive().default(10),
     FLASH_MAX_CSV_ROWS: z.coerce.number().int().positive().default(10_000),
     FLASH_MAX_UPLOAD_MB: z.coerce.number().positive().default(110),
+    FLASH_MODEL_TTL: z.coerce.number().int().positive().default(7200),
+    FLASH_CLEANUP_INTERVAL: z.coerce.number().int().positive().default(7200),
+    FLASH_PINNED_TOKENS: z.string().default(''),
+    FLASH_DOWNLOAD_TTL: z.coerce.number().int().min(10).max(7 * 24 * 3600).default(900),
+    FLASH_PUBLIC_URL: z.url().optional(),
+    FLASH_MAX_LOADED_MODELS: z.coerce.number().int().positive().default(8),
+    FLASH_INFERENCE_THREADS: z.coerce.number().int().positive().default(2),
+    FLASH_BATCH_MAX: z.coerce.number().int().positive().default(16),
+    FLASH_BATCH_WAIT_MS: z.coerce.number().min(0).max(100).default(2),
     AWS_REGION: z.string().min(1).optional(),
     AWS_DEFAULT_REGION: z.string().min(1).optional(),
     AWS_ENDPOINT_URL_S3: z.url().optional(),
@@ -114,7 +123,7 @@ export interface TrainingConfig {
   maxQueue: number;
   /** Local scratch folder for uploads being checked and jobs being trained. */
   workDir: string;
-  /** Names this process in job leases; a restarted process with the same id resumes its job. */
+  /** Names this host in job leases (default: the host name); a job whose supervisor process on this host is gone is taken over at once. */
   workerId: string;
   /** Network input size in pixels. Default `224`. */
   imageSize: number;
@@ -124,6 +133,30 @@ export interface TrainingConfig {
   batchProgressSeconds: number;
 }
 
+
+export interface ModelsConfig {
+  /** A model is deleted this long after it was deployed, in milliseconds. Default 2 h. */
+  ttlMillis: number;
+  /** How often expired models are deleted, in milliseconds. Default 2 h. */
+  cleanupIntervalMillis: number;
+  /** Tokens that never expire. */
+  pinnedTokens: ReadonlySet<string>;
+  /** How long a download link works, in seconds. Default `900`. */
+  downloadTtlSeconds: number;
+  /** Public origin for download links the server serves itself; default: the request's origin. */
+  publicUrl: string | undefined;
+}
+
+export interface InferenceConfig {
+  /** Model sessions kept open (LRU). Default `8`. */
+  maxLoadedModels: number;
+  /** onnxruntime threads per inference. Default `2`. */
+  threads: number;
+  /** Most inputs one coalesced run takes. Default `16`. */
+  maxBatchSize: number;
+  /** How long a prediction waits for others to share its run, in milliseconds; `0` turns coalescing off. Default `2`. */
+  batchWaitMillis: number;
+}
 
 export interface Config {
   env: 'development' | 'production' | 'test';
@@ -140,6 +173,8 @@ export interface Config {
   introspection: boolean;
   training: TrainingConfig;
   datasets: DatasetLimits;
+  models: ModelsConfig;
+  inference: InferenceConfig;
 }
 
 export class ConfigError extends Error {
@@ -150,10 +185,12 @@ export class ConfigError extends Error {
 }
 
 /** Deep-partial overrides that tests and embedders pass to `buildApp`. */
-export type ConfigOverrides = Partial<Omit<Config, 'store' | 'training' | 'datasets'>> & {
+export type ConfigOverrides = Partial<Omit<Config, 'store' | 'training' | 'datasets' | 'models' | 'inference'>> & {
   store?: StoreConfig;
   training?: Partial<TrainingConfig>;
   datasets?: Partial<DatasetLimits>;
+  models?: Partial<ModelsConfig>;
+  inference?: Partial<InferenceConfig>;
 };
 
 const MIB = 1024 * 1024;
@@ -224,6 +261,25 @@ export function loadConfig(
       maxUploadBytes: Math.round(e.FLASH_MAX_UPLOAD_MB * MIB),
       maxCsvRows: e.FLASH_MAX_CSV_ROWS,
       ...overrides.datasets,
+    },
+    models: {
+      ttlMillis: e.FLASH_MODEL_TTL * 1000,
+      cleanupIntervalMillis: e.FLASH_CLEANUP_INTERVAL * 1000,
+      pinnedTokens: new Set(
+        e.FLASH_PINNED_TOKENS.split(',')
+          .map((token) => token.trim())
+          .filter(Boolean),
+      ),
+      downloadTtlSeconds: e.FLASH_DOWNLOAD_TTL,
+      publicUrl: e.FLASH_PUBLIC_URL?.replace(/\/+$/, ''),
+      ...overrides.models,
+    },
+    inference: {
+      maxLoadedModels: e.FLASH_MAX_LOADED_MODELS,
+      threads: e.FLASH_INFERENCE_THREADS,
+      maxBatchSize: e.FLASH_BATCH_MAX,
+      batchWaitMillis: e.FLASH_BATCH_WAIT_MS,
+      ...overrides.inference,
     },
     dataDir,
     store: overrides.store ?? (overrides.dataDir && store.kind === 'fs' ? { kind: 'fs', root: dataDir } : store),

@@ -10,6 +10,8 @@ export enum ErrorCode {
   FORBIDDEN = 'FORBIDDEN',
   MODEL_NOT_FOUND = 'MODEL_NOT_FOUND',
   MODEL_TRAINING = 'MODEL_TRAINING',
+  /** The model existed and was deleted by cleanup after its time to live. */
+  MODEL_EXPIRED = 'MODEL_EXPIRED',
   MAINTENANCE = 'MAINTENANCE',
   /** The training queue is full (or, with no queue, a job is running). */
   SERVER_BUSY = 'SERVER_BUSY',

@@ -241,7 +241,13 @@ describe('store access', () => {
       `{ a: status { devMode } b: status { cleanupActive } c: model(token: "${IMAGE_TOKEN}") { token } d: model(token: "nope") { token } }`,
     );
     expect(codes(response)).toEqual(['MODEL_NOT_FOUND']);
-    expect(Object.fromEntries(store.reads)).toEqual({ 'status.json': 1, 'cleanup.json': 1, 'inference.json': 1 });
+    expect(Object.fromEntries(store.reads)).toEqual({
+      'status.json': 1,
+      'cleanup.json': 1,
+      'inference.json': 1,
+      // An unknown token is looked up once more, to tell an expired model from one never made.
+      'training/jobs/nope/job.json': 1,
+    });
   });
 
   it('answers STORE_UNAVAILABLE without the internal message when the store fails, and /readyz stays honest', async () => {

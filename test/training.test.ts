@@ -246,6 +246,11 @@ describe('the queue', () => {
       expect(queue.sort()).toEqual([...tokens].sort());
       for (const token of tokens) await waitForState(server, token, ['DEPLOYED']);
       expect(readJson(server, 'training/queue.json')).toEqual({ jobs: [] });
+      // One at a time: the second started after the first had finished.
+      const [a, b] = tokens
+        .map((token) => readJson(server, `training/jobs/${token}/job.json`))
+        .sort((x, y) => Date.parse(x.started_at) - Date.parse(y.started_at));
+      expect(Date.parse(b.started_at)).toBeGreaterThanOrEqual(Date.parse(a.finished_at));
       expect(Object.keys(readJson(server, 'inference.json')).sort()).toEqual([...tokens].sort());
     } finally {
       await server.stop();
@@ -323,13 +328,14 @@ describe('failures', () => {
     }
   });
 
-  it('reports the trainer message when the job cannot train, such as missing ImageNet weights', async () => {
+  it('fails a job whose ImageNet weights are not installed, without showing server paths', async () => {
     const server = await trainingServer({ config: { training: { weightsDir: '/nonexistent/weights' } } });
     try {
       const token = tokenOf(await submitZip(server, { pretrainDataset: 'IMAGENET' }));
       const job = await waitForState(server, token, ['FAILED', 'DEPLOYED']);
       expect(job.state).toBe('FAILED');
-      expect(job.error).toContain('/nonexistent/weights');
+      expect(job.error).toMatch(/ImageNet weights .* not installed/);
+      expect(job.error).not.toContain('/nonexistent');
     } finally {
       await server.stop();
     }
@@ -339,6 +345,7 @@ describe('failures', () => {
     const dataDir = makeDataDir();
     const first = await trainingServer({ dataDir });
     const token = tokenOf(await submitZip(first, { epochs: 10 }));
+    const waiting = tokenOf(await submitCsv(first));
     await trainerPid(token);
     await first.stop();
     expect(readJson(first, 'status.json')).toMatchObject({ status: 'active', token });
@@ -349,6 +356,7 @@ describe('failures', () => {
       const job = await waitForState(second, token, ['DEPLOYED', 'FAILED']);
       expect(job.state).toBe('DEPLOYED');
       expect(readJson(second, `training/jobs/${token}/job.json`).attempts).toBe(2);
+      expect(await waitForState(second, waiting, ['DEPLOYED', 'FAILED'])).toMatchObject({ state: 'DEPLOYED' });
       expect(readJson(second, 'status.json')).toMatchObject({ status: 'sleeping', token: '' });
     } finally {
       await second.stop();
@@ -373,13 +381,13 @@ describe('refused submissions', () => {
   });
 
   it.each([
-    ['a text model for images', { model: 'LSTM' }, 'input.model'],
-    ['a batch size over the limit', { batchSize: 64 }, 'input.batchSize'],
-    ['too many epochs', { epochs: 11 }, 'input.epochs'],
-    ['a split that does not add up', { dataSplit: '70 : 20' }, 'input.dataSplit'],
-    ['a task name with a slash', { taskName: '../etc' }, 'input.taskName'],
-    ['a negative learning rate', { learningRate: -0.1 }, 'input.learningRate'],
-    ['a plateau floor above the rate', { reduceLrOnPlateau: { factor: 0.5, patience: 1, minLr: 0.1 } }, 'input.reduceLrOnPlateau.minLr'],
+    ['a text model for images', { model: 'LSTM' }, 'model'],
+    ['a batch size over the limit', { batchSize: 64 }, 'batchSize'],
+    ['too many epochs', { epochs: 11 }, 'epochs'],
+    ['a split that does not add up', { dataSplit: '70 : 20' }, 'dataSplit'],
+    ['a task name with a slash', { taskName: '../etc' }, 'taskName'],
+    ['a negative learning rate', { learningRate: -0.1 }, 'learningRate'],
+    ['a plateau floor above the rate', { reduceLrOnPlateau: { factor: 0.5, patience: 1, minLr: 0.1 } }, 'reduceLrOnPlateau.minLr'],
   ])('refuses %s with BAD_USER_INPUT naming the field', async (_label, overrides, field) => {
     const response = await submitZip(server, overrides);
     expect(codes(response)).toEqual(['BAD_USER_INPUT']);
@@ -424,6 +432,16 @@ describe('refused submissions', () => {
       { path: 'variables.input.dataset', filename: 'reviews.csv', content: sentimentCsv() },
     ], {});
     expect(response.status).toBe(400);
+  });
+
+  it('answers MODEL_NOT_FOUND for unknown and malformed tokens, over HTTP and WebSocket', async () => {
+    for (const token of ['textClassification-none-0000', '../status', 'x'.repeat(5000), 'a\u0000b']) {
+      const response = await server.graphql(`query($t: ID!) { trainingJob(token: $t) { state } }`, { variables: { t: token } });
+      expect(codes(response)).toEqual(['MODEL_NOT_FOUND']);
+    }
+    const subscription = subscribe(server, PROGRESS, { t: '../status' });
+    await expect(subscription.completed).rejects.toThrow('MODEL_NOT_FOUND');
+    await subscription.close();
   });
 
   it('answers MAINTENANCE in dev mode and writes nothing', async () => {

@@ -5,6 +5,7 @@ import type { z } from 'zod';
 
 import { DocumentInvalidError, StoreUnavailableError } from '../errors';
 import { InvalidKeyError, type ObjectStore, PreconditionFailedError } from '../store';
+import { KeyedMutex } from '../store/keyed-mutex';
 import {
   cleanupSchema,
   type CleanupDocument,
@@ -64,7 +65,7 @@ export interface DocumentReader {
 }
 
 export interface UpdateOptions {
-  /** Attempts before giving up under contention. Default `10`. */
+  /** Attempts before giving up under contention. Default `20`. */
   maxAttempts?: number;
 }
 
@@ -77,6 +78,12 @@ export interface UpdateOptions {
  * never lose each other's update.
  */
 export class DocumentStore implements DocumentReader {
+  /**
+   * Updates of one document from this process take turns, so they never race each other:
+   * compare-and-swap is left to settle races with other processes, where retries are rare.
+   */
+  private readonly updates = new KeyedMutex();
+
   constructor(readonly store: ObjectStore) {}
 
   /** Creates the store root, the seed's folders and any missing initial document. */
@@ -116,10 +123,14 @@ export class DocumentStore implements DocumentReader {
    * several times, so it must not have side effects. A result equal to the current value is
    * not written. Returns the value now stored.
    */
-  async update<T>(
+  update<T>(document: DocumentDefinition<T>, mutate: (current: T) => T, options: UpdateOptions = {}): Promise<T> {
+    return this.updates.run(document.key, () => this.compareAndSwap(document, mutate, options));
+  }
+
+  private async compareAndSwap<T>(
     document: DocumentDefinition<T>,
     mutate: (current: T) => T,
-    { maxAttempts = 10 }: UpdateOptions = {},
+    { maxAttempts = 20 }: UpdateOptions,
   ): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const snapshot = await this.snapshot(document);
@@ -140,8 +151,8 @@ export class DocumentStore implements DocumentReader {
       } catch (error) {
         if (!(error instanceof PreconditionFailedError)) throw error;
         if (attempt >= maxAttempts) throw new StoreUnavailableError(error);
-        // Jittered backoff so that contending writers spread out instead of colliding again.
-        await sleep(Math.random() * 10 * attempt);
+        // Jittered exponential backoff, so that contending writers spread out instead of colliding again.
+        await sleep(Math.random() * Math.min(200, 5 * 2 ** attempt));
       }
     }
   }
@@ -156,18 +167,23 @@ export class DocumentStore implements DocumentReader {
     await this.guard(() => this.store.delete(document.key));
   }
 
-  /**
-   * Store failures other than lost races become `StoreUnavailableError`, whose message says
-   * nothing of the SDK or the file system; the original stays attached as `cause` for logs.
-   */
-  private async guard<R>(operation: () => Promise<R>): Promise<R> {
-    try {
-      return await operation();
-    } catch (error) {
-      if (error instanceof PreconditionFailedError || error instanceof DocumentInvalidError) throw error;
-      if (error instanceof InvalidKeyError) throw error;
-      throw new StoreUnavailableError(error);
-    }
+  private guard<R>(operation: () => Promise<R>): Promise<R> {
+    return storeOperation(operation);
+  }
+}
+
+/**
+ * Runs a store operation so that its failures, other than lost races and invalid keys, become
+ * `StoreUnavailableError`, whose message says nothing of the SDK or the file system; the
+ * original stays attached as `cause` for the logs.
+ */
+export async function storeOperation<R>(operation: () => Promise<R>): Promise<R> {
+  try {
+    return await operation();
+  } catch (error) {
+    if (error instanceof PreconditionFailedError || error instanceof DocumentInvalidError) throw error;
+    if (error instanceof InvalidKeyError) throw error;
+    throw new StoreUnavailableError(error);
   }
 }
 

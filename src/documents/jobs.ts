@@ -36,11 +36,15 @@ export const queueEntrySchema = z.looseObject({
   /** Set when a supervisor takes the job; `null` while it waits. */
   running: z
     .looseObject({
+      /** The supervisor's id: unique per process. */
       worker: z.string(),
-      attempt: z.number().int().positive(),
+      host: z.string(),
+      pid: z.number().int(),
       started_at: z.string(),
     })
     .nullable(),
+  /** Times a supervisor died while running the job (graceful shutdowns do not count). */
+  crashes: z.number().int().min(0).default(0),
 });
 export type QueueEntry = z.infer<typeof queueEntrySchema>;
 
@@ -61,14 +65,25 @@ export const jobRecordSchema = z.looseObject({
   submitted_at: z.string(),
   started_at: z.string().nullable(),
   finished_at: z.string().nullable(),
-  /** Which supervisor runs the job, and when it last said so (ISO): the job's lease. */
+  /** Which supervisor runs the job, and when it last said so (ISO): the job's lease. Only that supervisor writes the record while the job runs. */
   worker: z.string().nullable(),
   heartbeat_at: z.string().nullable(),
+  /** Times the job was started. */
   attempts: z.number().int().min(0),
   /** Set by `cancelTraining` on any server; the supervisor running the job acts on it. */
   cancel_requested: z.boolean(),
+  /** When cleanup deleted the model this job deployed (ISO). */
+  expired_at: z.string().nullish(),
 });
 export type JobRecord = z.infer<typeof jobRecordSchema>;
+
+/**
+ * Tokens this platform makes, and the samples' older ones, are letters, digits, `_` and `-`.
+ * Anything else cannot name a job or model, and must never reach a store key.
+ */
+export function isWellFormedToken(token: string): boolean {
+  return /^[A-Za-z0-9_-]{1,200}$/.test(token);
+}
 
 export const QUEUE = defineDocument<QueueDocument>('training/queue.json', queueSchema, { jobs: [] });
 

@@ -12,6 +12,8 @@ export type PlatformEvents = {
   STATUS_CHANGED: [PlatformState];
   /** Progress of one job; subscribers listen by token. */
   TRAINING_PROGRESS: [token: string, progress: TrainingProgress];
+  /** A model was deleted or expired: whoever holds it in memory lets it go. */
+  MODEL_REMOVED: [token: string];
 };
 
 export type PlatformPubSub = ReturnType<typeof createPlatformPubSub>;

@@ -1,14 +1,21 @@
+import type { Logger } from 'pino';
+
 import {
   type DocumentReader,
-  type EpochRecord,
   type DocumentStore,
+  type EpochRecord,
   INFERENCE,
+  type InferenceDocument,
+  isWellFormedToken,
   type InferenceEntry,
+  jobRecordDocument,
   parseCreated,
   STATUS,
   type TaskTypeValue,
 } from '../documents';
-import { ModelNotFoundError, ModelTrainingError } from '../errors';
+import { AppError, ErrorCode, ModelNotFoundError, ModelTrainingError } from '../errors';
+import type { PlatformPubSub } from '../events/pubsub';
+import type { ObjectStore } from '../store';
 
 /** A deployed model as the platform presents it; accuracy is always a fraction in 0..1. */
 export interface Model {
@@ -21,24 +28,61 @@ export interface Model {
   /** Class names in output order; `null` for text models, whose labels live in their metadata. */
   classes: string[] | null;
   createdAt: Date;
+  /** When cleanup deletes it; `null` for pinned models. */
+  expiresAt: Date | null;
   /** Per-epoch metrics of its training; empty for models deployed by the original platform. */
   history: EpochRecord[];
 }
 
-/** The models in `inference.json`: what the original "check" endpoint answered. */
+/** A model's entry in `inference.json`, with its token. */
+export interface DeployedModel {
+  token: string;
+  entry: InferenceEntry;
+}
+
+export class ModelExpiredError extends AppError {
+  constructor() {
+    super('This model has expired and was deleted.', { code: ErrorCode.MODEL_EXPIRED });
+  }
+}
+
+export interface ModelPolicy {
+  /** Models live this long after their creation, in milliseconds. */
+  ttlMillis: number;
+  pinnedTokens: ReadonlySet<string>;
+}
+
+/** Where a model's files may live; keys elsewhere in an entry are never deleted. */
+const MODEL_PREFIXES = ['imageclassification/', 'textclassification/'];
+
+/** The models in `inference.json`: looking them up, their expiry, and their deletion. */
 export class ModelService {
-  constructor(private readonly documents: DocumentStore) {}
+  constructor(
+    private readonly documents: DocumentStore,
+    private readonly store: ObjectStore,
+    private readonly pubsub: PlatformPubSub,
+    private readonly policy: ModelPolicy,
+    private readonly logger: Logger,
+  ) {}
 
   /**
-   * The model deployed under `token`. A token that names the job training right now answers
-   * `MODEL_TRAINING`; any other unknown token `MODEL_NOT_FOUND`.
+   * The model deployed under `token`. Unknown tokens answer `MODEL_TRAINING` while the job of
+   * that token trains, `MODEL_EXPIRED` once cleanup deleted it, else `MODEL_NOT_FOUND`.
    */
   async get(token: string, reader: DocumentReader = this.documents): Promise<Model> {
+    return this.toModel(await this.deployed(token, reader));
+  }
+
+  /** The `inference.json` entry of `token`, with the same errors as `get`. */
+  async deployed(token: string, reader: DocumentReader = this.documents): Promise<DeployedModel> {
     const inference = await reader.read(INFERENCE);
-    if (Object.hasOwn(inference, token)) return toModel(token, inference[token] as InferenceEntry);
-    // Only an unknown token needs status.json: a broken status must not hide deployed models.
+    if (Object.hasOwn(inference, token)) return { token, entry: inference[token] as InferenceEntry };
+    // Only an unknown token needs more documents: a broken status must not hide deployed models.
     const status = await reader.read(STATUS);
     if (status.status === 'active' && status.token !== '' && status.token === token) throw new ModelTrainingError();
+    if (!isWellFormedToken(token)) throw new ModelNotFoundError();
+    const record = await this.documents.snapshot(jobRecordDocument(token)).catch(() => null);
+    if (record?.value.expired_at) throw new ModelExpiredError();
     throw new ModelNotFoundError();
   }
 
@@ -46,23 +90,96 @@ export class ModelService {
   async list(reader: DocumentReader = this.documents): Promise<Model[]> {
     const inference = await reader.read(INFERENCE);
     return Object.entries(inference)
-      .map(([token, entry]) => toModel(token, entry))
+      .map(([token, entry]) => this.toModel({ token, entry }))
       .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || a.token.localeCompare(b.token));
   }
-}
 
-function toModel(token: string, entry: InferenceEntry): Model {
-  return {
-    token,
-    taskType: entry.task_type,
-    accuracy: normalizeAccuracy(entry.accuracy),
-    accuracyPlot: entry.accuracy_plot,
-    downloadable: entry.downloadable,
-    classes: entry.classes ?? null,
-    // The schema has already checked that `created` parses.
-    createdAt: parseCreated(entry.created) as Date,
-    history: entry.history ?? [],
-  };
+  /** Deletes the model and its files. */
+  async delete(token: string): Promise<void> {
+    const { entry } = await this.deployed(token);
+    await this.remove([token], () => true);
+    this.logger.info({ token, task_type: entry.task_type }, 'Model deleted');
+  }
+
+  /**
+   * Deletes every model past its time to live, except pinned ones; returns their tokens. The
+   * expiry is decided again inside the compare-and-swap, so an entry deployed meanwhile is
+   * never lost and never deleted before its time.
+   */
+  async expire(now = new Date()): Promise<string[]> {
+    const inference = await this.documents.read(INFERENCE);
+    const candidates = Object.keys(inference).filter((token) => this.isExpired(token, inference, now));
+    if (candidates.length === 0) return [];
+    const removed = await this.remove(candidates, (token, current) => this.isExpired(token, current, now));
+    await Promise.all(
+      removed.map((token) =>
+        this.documents
+          .update(jobRecordDocument(token), (record) => ({ ...record, expired_at: now.toISOString() }))
+          .catch(() => undefined), // models of the original platform have no job record
+      ),
+    );
+    return removed;
+  }
+
+  expiresAt(token: string, created: Date): Date | null {
+    return this.policy.pinnedTokens.has(token) ? null : new Date(created.getTime() + this.policy.ttlMillis);
+  }
+
+  /**
+   * Removes entries from `inference.json` (the commit point), then their files, then tells
+   * subscribers (the inference engine drops its sessions). Returns the tokens removed.
+   */
+  private async remove(
+    tokens: string[],
+    stillRemove: (token: string, current: InferenceDocument) => boolean,
+  ): Promise<string[]> {
+    const removed: DeployedModel[] = [];
+    await this.documents.update(INFERENCE, (current) => {
+      removed.length = 0;
+      const next = { ...current };
+      for (const token of tokens) {
+        const entry = current[token];
+        if (!entry || !Object.hasOwn(current, token) || !stillRemove(token, current)) continue;
+        removed.push({ token, entry });
+        delete next[token];
+      }
+      return next;
+    });
+    for (const { token, entry } of removed) {
+      const files = [entry.model_filename, entry.model_filename_onnx, entry.metadata_filename].filter(
+        (key): key is string => typeof key === 'string' && MODEL_PREFIXES.some((prefix) => key.startsWith(prefix)),
+      );
+      await Promise.all(
+        files.map((key) =>
+          this.store.delete(key).catch((error: unknown) => this.logger.warn({ err: error, token }, 'Could not delete a model file')),
+        ),
+      );
+      this.pubsub.publish('MODEL_REMOVED', token);
+    }
+    return removed.map(({ token }) => token);
+  }
+
+  private isExpired(token: string, inference: InferenceDocument, now: Date): boolean {
+    const entry = inference[token];
+    if (!entry || !Object.hasOwn(inference, token)) return false;
+    const expiresAt = this.expiresAt(token, parseCreated(entry.created) as Date);
+    return expiresAt !== null && expiresAt.getTime() <= now.getTime();
+  }
+
+  private toModel({ token, entry }: DeployedModel): Model {
+    const createdAt = parseCreated(entry.created) as Date; // the schema has checked that it parses
+    return {
+      token,
+      taskType: entry.task_type,
+      accuracy: normalizeAccuracy(entry.accuracy),
+      accuracyPlot: entry.accuracy_plot,
+      downloadable: entry.downloadable,
+      classes: entry.classes ?? null,
+      createdAt,
+      expiresAt: this.expiresAt(token, createdAt),
+      history: entry.history ?? [],
+    };
+  }
 }
 
 /**

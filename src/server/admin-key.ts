@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 
@@ -49,6 +49,11 @@ export class AdminKeyVerifier {
   matches(presented: string): boolean {
     return timingSafeEqual(sha256(presented), this.digest);
   }
+}
+
+/** A key for one purpose derived from the admin key (HKDF-SHA256), so that one secret suffices. */
+export function deriveKey(adminKey: string, purpose: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', adminKey, 'flash', purpose, 32));
 }
 
 function sha256(value: string): Buffer {

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
@@ -21,6 +21,8 @@ import type { Context, Services } from '../../resolvers/context';
 import { type Config, type ConfigOverrides, loadConfig } from '../config';
 import { DocumentLoader, DocumentStore } from '../documents';
 import { createPlatformPubSub } from '../events/pubsub';
+import { CleanupService } from '../cleanup/cleanup.service';
+import { DownloadService } from '../models/download.service';
 import { ModelService } from '../models/model.service';
 import { PlatformService } from '../platform/platform.service';
 import { JobRepository } from '../training/job.repository';
@@ -28,8 +30,9 @@ import { TrainingSupervisor } from '../training/supervisor';
 import { TrainingService } from '../training/training.service';
 import { createStore, type ObjectStore } from '../store';
 import { UnreachableCaseError } from '../unreachable';
-import { type AdminKeySource, AdminKeyVerifier, resolveAdminKey } from './admin-key';
+import { type AdminKeySource, AdminKeyVerifier, deriveKey, resolveAdminKey } from './admin-key';
 import { bearerFrom } from './auth';
+import { downloadsRouter } from './downloads.route';
 import { createErrorFormatter } from './format-error';
 import { buildSchema } from './schema';
 
@@ -77,7 +80,7 @@ export function buildApp(options: AppOptions = {}): App {
   const documents = new DocumentStore(store);
   const pubsub = createPlatformPubSub();
   const platform = new PlatformService(documents, pubsub);
-  const models = new ModelService(documents);
+  const models = new ModelService(documents, store, pubsub, config.models, logger);
   const jobs = new JobRepository(documents, config.training.maxQueue);
   const supervisor = new TrainingSupervisor({
     documents,
@@ -87,28 +90,33 @@ export function buildApp(options: AppOptions = {}): App {
     platform,
     pubsub,
     config: config.training,
+    maxImagePixels: config.datasets.maxImagePixels,
     logger: logger.child({ component: 'supervisor' }),
   });
   const training = new TrainingService({
     documents,
     store,
     jobs,
+    models,
     supervisor,
     pubsub,
     config: config.training,
     limits: config.datasets,
     logger,
   });
-  const services: Services = { platform, models, training };
+  const cleanup = new CleanupService(documents, models, config.models.cleanupIntervalMillis, logger);
+  // Made in start(), once the admin key (from which the download signing key derives) is known.
+  let services: Services | undefined;
 
   let state: AppState = { state: 'idle' };
   let httpServer: Server | undefined;
   let apollo: ApolloServer<Context> | undefined;
 
-  const makeContext = (authorization: unknown): Context => ({
-    services,
+  const makeContext = (authorization: unknown, origin: string): Context => ({
+    services: services as Services,
     documents: new DocumentLoader(documents),
     bearer: bearerFrom(authorization),
+    origin: config.models.publicUrl ?? origin,
   });
 
   async function start() {
@@ -118,6 +126,7 @@ export function buildApp(options: AppOptions = {}): App {
       return await listen();
     } catch (error) {
       // Leave nothing half-open: a failed start releases what it took, and cannot be retried.
+      cleanup.stop();
       await apollo?.stop().catch(() => undefined);
       await supervisor.stop();
       httpServer?.close();
@@ -129,8 +138,15 @@ export function buildApp(options: AppOptions = {}): App {
 
   async function listen() {
     const adminKey = await resolveAdminKey(config.adminKey, config.dataDir);
+    const downloads = new DownloadService(store, models, {
+      signingKey: deriveKey(adminKey.key, 'flash download links'),
+      ttlSeconds: config.models.downloadTtlSeconds,
+    });
+    services = { platform, models, training, cleanup, downloads };
     await documents.initialize();
     supervisor.start();
+    cleanup.start();
+    const formatError = createErrorFormatter(logger);
     const schema = await buildSchema({ pubsub, admin: new AdminKeyVerifier(adminKey.key) });
 
     const app = express();
@@ -143,7 +159,11 @@ export function buildApp(options: AppOptions = {}): App {
       {
         schema,
         // Subscriptions authenticate with `{ authorization: "Bearer …" }` in connection params.
-        context: (ctx) => makeContext(ctx.connectionParams?.authorization),
+        context: (ctx) => makeContext(ctx.connectionParams?.authorization, originOf(ctx.extra.request)),
+        // The same error masking as over HTTP.
+        onNext: (_ctx, _id, _payload, _args, result) =>
+          result.errors ? { ...result, errors: result.errors.map((error) => formatError(error.toJSON(), error)) } : result,
+        onError: (_ctx, _id, _payload, errors) => errors.map((error) => formatError(error.toJSON(), error)),
       },
       wsServer,
     );
@@ -162,7 +182,7 @@ export function buildApp(options: AppOptions = {}): App {
       schema,
       introspection: config.introspection,
       includeStacktraceInErrorResponses: false,
-      formatError: createErrorFormatter(logger),
+      formatError,
       stopOnTerminationSignals: false,
       plugins: [
         ApolloServerPluginDrainHttpServer({ httpServer: server, stopGracePeriodMillis: STOP_GRACE_PERIOD_MILLIS }),
@@ -186,6 +206,7 @@ export function buildApp(options: AppOptions = {}): App {
         res.status(503).json({ status: 'unavailable', store: store.kind });
       }
     });
+    app.use(downloadsRouter(downloads, logger));
     app.use(
       '/graphql',
       cors<cors.CorsRequest>(),
@@ -194,7 +215,7 @@ export function buildApp(options: AppOptions = {}): App {
         maxFiles: config.datasets.maxClasses * config.datasets.maxImagesPerClass + 1,
       }),
       express.json({ limit: '1mb' }),
-      expressMiddleware(apollo, { context: async ({ req }) => makeContext(req.headers.authorization) }),
+      expressMiddleware(apollo, { context: async ({ req }) => makeContext(req.headers.authorization, originOf(req)) }),
     );
 
     await new Promise<void>((resolve, reject) => {
@@ -224,6 +245,7 @@ export function buildApp(options: AppOptions = {}): App {
         state = { state: 'stopping' };
         // Apollo's drain plugins stop new connections, let in-flight requests finish and
         // close the WebSocket server; then the store's sockets go.
+        cleanup.stop();
         await apollo?.stop();
         await supervisor.stop();
         await store.close();
@@ -236,6 +258,12 @@ export function buildApp(options: AppOptions = {}): App {
   }
 
   return { config, logger, store, start, stop };
+}
+
+/** Scheme, host and port the request was sent to. */
+function originOf(request: IncomingMessage): string {
+  const encrypted = (request.socket as { encrypted?: boolean }).encrypted === true;
+  return `${encrypted ? 'https' : 'http'}://${request.headers.host ?? 'localhost'}`;
 }
 
 function withTimeout<T>(promise: Promise<T>, millis: number): Promise<T> {

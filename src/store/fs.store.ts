@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 
 import { KeyedMutex } from './keyed-mutex';
 import {
@@ -12,6 +13,9 @@ import {
   PreconditionFailedError,
   type StoredObject,
 } from './object-store';
+
+/** Shared by every FsStore of the process, so that two instances on one folder also serialise. */
+const FILE_LOCKS = new KeyedMutex();
 
 /**
  * Object store on a local folder: one file per key, the embedded default.
@@ -31,7 +35,6 @@ import {
 export class FsStore implements ObjectStore {
   readonly kind = 'fs';
   private readonly root: string;
-  private readonly locks = new KeyedMutex();
 
   constructor(root: string) {
     this.root = path.resolve(root);
@@ -58,7 +61,7 @@ export class FsStore implements ObjectStore {
 
   async put(key: string, body: Buffer, options: PutOptions = {}): Promise<{ etag: string }> {
     const file = this.resolve(key);
-    return this.locks.run(file, async () => {
+    return FILE_LOCKS.run(file, async () => {
       if (options.ifMatch !== undefined || options.ifNoneMatch !== undefined) {
         const current = await this.currentTag(file);
         if (options.ifNoneMatch === '*' && current !== null) throw new PreconditionFailedError(key);
@@ -81,7 +84,7 @@ export class FsStore implements ObjectStore {
 
   async putFile(key: string, source: string): Promise<{ etag: string }> {
     const file = this.resolve(key);
-    return this.locks.run(file, async () => {
+    return FILE_LOCKS.run(file, async () => {
       await this.replace(file, async (temp) => {
         await fs.copyFile(source, temp, constants.COPYFILE_EXCL);
         const handle = await fs.open(temp, 'r+');
@@ -106,9 +109,27 @@ export class FsStore implements ObjectStore {
     }
   }
 
+  async openRead(key: string): Promise<{ stream: Readable; size: number } | null> {
+    const file = this.resolve(key);
+    let handle: fs.FileHandle;
+    try {
+      handle = await fs.open(file, constants.O_RDONLY);
+    } catch (error) {
+      if (isMissing(error)) return null;
+      throw error;
+    }
+    const { size } = await handle.stat();
+    // The stream owns the descriptor: a rename over the file cannot change what it reads.
+    return { stream: handle.createReadStream(), size };
+  }
+
+  async presignGet(): Promise<null> {
+    return null;
+  }
+
   async delete(key: string): Promise<void> {
     const file = this.resolve(key);
-    await this.locks.run(file, () => fs.rm(file, { force: true }));
+    await FILE_LOCKS.run(file, () => fs.rm(file, { force: true }));
     await this.pruneEmptyFolders(path.dirname(file));
   }
 

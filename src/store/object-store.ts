@@ -1,3 +1,5 @@
+import type { Readable } from 'node:stream';
+
 /**
  * The object store knows bytes and keys, nothing of the platform. Two adapters implement it:
  * `FsStore` (a local folder, the embedded default) and `S3Store` (any S3-compatible bucket).
@@ -29,6 +31,13 @@ export interface ObjectStore {
   putFile(key: string, file: string, options?: Pick<PutOptions, 'contentType'>): Promise<{ etag: string }>;
   /** Streams the object into a local file; `false` when there is no object under `key`. */
   getFile(key: string, file: string): Promise<boolean>;
+  /** A stream of the object's bytes and its size; `null` when there is no object under `key`. */
+  openRead(key: string): Promise<{ stream: Readable; size: number } | null>;
+  /**
+   * A URL that fetches the object straight from the store until it expires, offered to the
+   * client as a download named `filename`; `null` when the store cannot make one (fs).
+   */
+  presignGet(key: string, options: { expiresInSeconds: number; filename: string }): Promise<string | null>;
   /** Deletes the object; deleting a missing object is not an error. */
   delete(key: string): Promise<void>;
   /** Keys under `prefix` (folder markers excluded), in lexicographic order. */

@@ -13,6 +13,7 @@ import {
   S3Client,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 
 import type { S3Config } from '../config';
 import {
@@ -113,6 +114,27 @@ export class S3Store implements ObjectStore {
     }
   }
 
+  async openRead(key: string): Promise<{ stream: Readable; size: number } | null> {
+    assertValidKey(key);
+    try {
+      const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      return { stream: response.Body as Readable, size: response.ContentLength ?? 0 };
+    } catch (error) {
+      if (isNotFound(error)) return null;
+      throw error;
+    }
+  }
+
+  async presignGet(key: string, { expiresInSeconds, filename }: { expiresInSeconds: number; filename: string }) {
+    assertValidKey(key);
+    const command = new GetObjectCommand({
+      Bucket: this.bucket,
+      Key: key,
+      ResponseContentDisposition: contentDisposition(filename),
+    });
+    return getSignedUrl(this.client, command, { expiresIn: expiresInSeconds });
+  }
+
   async delete(key: string): Promise<void> {
     assertValidKey(key);
     await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
@@ -175,6 +197,12 @@ function isNotFound(error: unknown): boolean {
 function isPreconditionFailure(error: unknown): boolean {
   const status = statusOf(error);
   return status === 412 || status === 409;
+}
+
+/** `attachment; filename="…"` with an RFC 5987 UTF-8 form for names beyond ASCII. */
+function contentDisposition(filename: string): string {
+  const ascii = filename.replace(/[^\x20-\x7e]|["\\]/g, '_');
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(filename)}`;
 }
 
 function contentTypeFor(key: string): string {

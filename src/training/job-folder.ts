@@ -1,7 +1,5 @@
-import { createWriteStream } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, open, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { once } from 'node:events';
 
 import type { TrainingDocument } from '../documents';
 import { prepareImage, preparedSize } from '../preprocessing/image';
@@ -48,8 +46,7 @@ async function writeImages(
 ): Promise<void> {
   const side = preparedSize(options.imageSize);
   const labels: number[] = [];
-  const pixels = createWriteStream(path.join(folder, 'images.u8'));
-  const closed = once(pixels, 'close');
+  const pixels = await open(path.join(folder, 'images.u8'), 'w');
   try {
     for (const [label, name] of classes.entries()) {
       const images = dataset[name] ?? [];
@@ -63,14 +60,13 @@ async function writeImages(
           ),
         );
         for (const image of prepared) {
-          if (!pixels.write(image)) await once(pixels, 'drain');
+          await pixels.write(image);
           labels.push(label);
         }
       }
     }
   } finally {
-    pixels.end();
-    await closed;
+    await pixels.close();
   }
   await writeJson(path.join(folder, 'dataset.json'), { kind: 'image', classes, labels, height: side, width: side });
 }

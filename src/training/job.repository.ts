@@ -62,17 +62,29 @@ export class JobRepository {
 
   /**
    * Marks the queue's head as taken by `worker`. `mayTake` sees the head as stored now and
-   * decides whether taking it is still right (nobody took it, or its lease ran out).
+   * decides whether taking it is still right (nobody took it, or its taker died). Taking over
+   * from a taker counts as a crash of the job.
    */
-  async claimHead(token: string, worker: string, mayTake: (head: QueueEntry) => boolean): Promise<QueueEntry> {
+  async claimHead(
+    token: string,
+    worker: NonNullable<QueueEntry['running']>,
+    mayTake: (head: QueueEntry) => boolean,
+  ): Promise<QueueEntry> {
     const queue = await this.documents.update(QUEUE, (current) => {
       const head = current.jobs[0];
       if (!head || head.token !== token || !mayTake(head)) throw new LostClaimError(token);
-      const attempt = (head.running?.attempt ?? 0) + 1;
-      const running = { worker, attempt, started_at: new Date().toISOString() };
-      return { ...current, jobs: [{ ...head, running }, ...current.jobs.slice(1)] };
+      const crashes = head.crashes + (head.running ? 1 : 0);
+      return { ...current, jobs: [{ ...head, running: worker, crashes }, ...current.jobs.slice(1)] };
     });
     return queue.jobs[0] as QueueEntry;
+  }
+
+  /** Gives a taken job back to the queue (a graceful shutdown): it runs again, not as a crash. */
+  async releaseClaim(token: string, worker: string): Promise<void> {
+    await this.documents.update(QUEUE, (current) => ({
+      ...current,
+      jobs: current.jobs.map((job) => (job.token === token && job.running?.worker === worker ? { ...job, running: null } : job)),
+    }));
   }
 
   /** Removes the job from the queue; returns it, or `undefined` if it was not there. */

@@ -1,13 +1,18 @@
-import { readFile, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { isDeepStrictEqual } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { Logger } from 'pino';
+import { z } from 'zod';
 
 import type { TrainingConfig } from '../config';
 import {
   type DocumentStore,
   type EpochRecord,
+  epochRecordSchema,
+  FINAL_JOB_STATES,
   formatCreated,
   INFERENCE,
   type InferenceEntry,
@@ -24,9 +29,10 @@ import type { PlatformService } from '../platform/platform.service';
 import type { ObjectStore } from '../store';
 import { UnreachableCaseError } from '../unreachable';
 import { renderAccuracyPlot } from './accuracy-plot';
-import { estimateEta, type TrainingProgress } from './job';
-import { writeJobFolder } from './job-folder';
+import type { TrainingProgress } from './job';
+import { JobDataError, writeJobFolder } from './job-folder';
 import { type JobRepository, LostClaimError } from './job.repository';
+import { progressEvent, publishQueuePositions } from './progress';
 import { type TrainerEvent, type TrainerOutcome, TrainerProcess } from './trainer.process';
 
 /** How often the supervisor looks at the queue without being woken, in milliseconds. */
@@ -35,10 +41,24 @@ const POLL_MILLIS = 2_000;
 const HEARTBEAT_MILLIS = 5_000;
 /** A job whose lease is older than this is taken over by another supervisor, in milliseconds. */
 const LEASE_MILLIS = 60_000;
-/** Attempts before a job that keeps being interrupted fails. */
-const MAX_ATTEMPTS = 3;
+/** A job is given up after its supervisor died this many times while running it. */
+const MAX_CRASHES = 3;
 
 type FinalState = Extract<JobStateValue, 'DEPLOYED' | 'FAILED' | 'CANCELLED'>;
+
+const metricsSchema = z.looseObject({
+  classes: z.array(z.string()),
+  history: z.array(epochRecordSchema),
+  best_val_accuracy: z.number().min(0).max(1),
+});
+
+/** Another supervisor took the job over (it thought this one dead): stop without ending it. */
+class LeaseLostError extends Error {
+  constructor(token: string) {
+    super(`Lost the lease on job ${token}`);
+    this.name = 'LeaseLostError';
+  }
+}
 
 interface RunningJob {
   token: string;
@@ -49,6 +69,7 @@ interface RunningJob {
   cancelRequested: boolean;
   /** The server is shutting down: stop without ending the job, which runs again after a restart. */
   interrupted: boolean;
+  leaseLost: boolean;
   finished: Promise<void>;
 }
 
@@ -66,28 +87,43 @@ export interface SupervisorDependencies {
   platform: PlatformService;
   pubsub: PlatformPubSub;
   config: TrainingConfig;
+  /** The decompression-bomb guard of dataset ingestion, applied again when preparing. */
+  maxImagePixels: number;
   logger: Logger;
 }
 
 /**
  * Runs the queued training jobs, one at a time, through the trainer process.
  *
- * It talks to the rest of the platform only through the store and the PubSub, so that it can
- * run in a worker process of its own on a GPU host. Which supervisor runs a job is decided by
- * compare-and-swap on `training/queue.json` (the head's `running` mark) and kept by a lease
- * that the running supervisor renews in the job record; `status.json` is the seed's lock and is
- * `active` exactly while a job runs. Any failure ends the job `FAILED`, releases the lock and
- * removes whatever it had deployed; a job interrupted by a shutdown or a crash runs again when
- * its supervisor restarts (or, after the lease runs out, on another), at most `MAX_ATTEMPTS`
- * times.
+ * It talks to the rest of the platform only through the store and the PubSub (the model and
+ * platform services it uses are readers of the store), so that it can run in a worker process
+ * of its own on a GPU host. Which supervisor runs a job is decided by compare-and-swap on
+ * `training/queue.json` (the head's `running` mark, naming the supervisor's process) and kept
+ * by a lease the supervisor renews in the job record; only the lease holder writes the record.
+ * A job whose supervisor died is taken over at once on the same host (its process is gone) or
+ * after the lease runs out elsewhere. `status.json` is the seed's lock, `active` from a job's
+ * start until it has ended.
+ *
+ * Ending a job is idempotent: if the supervisor dies half-way through, the next one to take the
+ * job sees that it already ended (its record is final, or its model is deployed) and only
+ * finishes the clean-up.
  */
 export class TrainingSupervisor {
   private current: SupervisorState = { state: 'idle' };
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   private tickAgain = false;
+  private readonly identity: NonNullable<QueueEntry['running']>;
 
-  constructor(private readonly deps: SupervisorDependencies) {}
+  constructor(private readonly deps: SupervisorDependencies) {
+    const host = deps.config.workerId;
+    this.identity = {
+      worker: `${host}:${process.pid}:${randomBytes(4).toString('hex')}`,
+      host,
+      pid: process.pid,
+      started_at: '',
+    };
+  }
 
   start(): void {
     this.timer = setInterval(() => this.wake(), POLL_MILLIS);
@@ -112,10 +148,7 @@ export class TrainingSupervisor {
       });
   }
 
-  /**
-   * Stops the running trainer (its job stays queued and runs again after a restart) and stops
-   * looking at the queue.
-   */
+  /** Stops the running trainer (its job goes back to the queue and runs again after a restart). */
   async stop(): Promise<void> {
     clearInterval(this.timer);
     const previous = this.current;
@@ -129,10 +162,7 @@ export class TrainingSupervisor {
     this.current = { state: 'stopped' };
   }
 
-  /**
-   * Cancels the job if this supervisor runs it; resolves when it has ended. `false` when this
-   * supervisor does not run it (the job record's `cancel_requested` reaches the one that does).
-   */
+  /** Cancels the job if this supervisor runs it and resolves when it has ended; else `false`. */
   async cancel(token: string): Promise<boolean> {
     if (this.current.state !== 'running' || this.current.job.token !== token) return false;
     const { job } = this.current;
@@ -144,26 +174,33 @@ export class TrainingSupervisor {
 
   private async tick(): Promise<void> {
     if (this.current.state !== 'idle') return;
-    const { documents, jobs, config, logger } = this.deps;
+    const { documents, jobs, logger } = this.deps;
     const [queue, status] = await Promise.all([jobs.queue(), documents.read(STATUS)]);
     const head = queue[0];
     if (!head) {
-      if (status.status === 'active') await this.releaseStaleLock(status.token);
+      if (status.status === 'active') {
+        logger.warn('status.json is active but no job is queued: releasing the stale lock');
+        await this.releaseLock(status.token);
+      }
       return;
     }
     // Maintenance halts new work: queued jobs wait, a running job finishes.
     if (status.dev_mode) return;
-    if (head.running && !(await this.mayTakeOver(head))) return;
+    if (head.running && !(await this.takerIsGone(head))) return;
 
     let entry: QueueEntry;
     try {
-      // Take it only if nobody claimed it since we looked (or it is still the same stale claim).
-      entry = await jobs.claimHead(head.token, config.workerId, (stored) => isDeepStrictEqual(stored.running, head.running));
+      const claim = { ...this.identity, started_at: new Date().toISOString() };
+      // Take it only if nobody claimed it since we looked (or it is still the same dead claim).
+      entry = await jobs.claimHead(head.token, claim, (stored) => stored.running?.worker === head.running?.worker);
     } catch (error) {
       if (error instanceof LostClaimError) return;
       throw error;
     }
-    if (this.current.state !== 'idle') return; // stopped while claiming: the job stays queued
+    if (this.current.state !== 'idle') {
+      await jobs.releaseClaim(entry.token, this.identity.worker); // stopped while claiming
+      return;
+    }
     const job: RunningJob = {
       token: entry.token,
       entry,
@@ -171,78 +208,113 @@ export class TrainingSupervisor {
       process: undefined,
       cancelRequested: false,
       interrupted: false,
+      leaseLost: false,
       finished: Promise.resolve(),
     };
-    job.finished = this.run(job).catch((error: unknown) =>
-      logger.error({ err: error, token: entry.token }, 'Supervisor failed to finish a job'),
-    );
     this.current = { state: 'running', job };
+    job.finished = this.run(job).catch((error: unknown) =>
+      logger.error({ err: error, token: entry.token }, 'Supervisor failed to end a job'),
+    );
+    publishQueuePositions(jobs, this.deps.pubsub).catch(() => undefined);
   }
 
-  /** A job marked running may be taken when its supervisor is this one restarted, or its lease ran out. */
-  private async mayTakeOver(head: QueueEntry): Promise<boolean> {
-    if (head.running?.worker === this.deps.config.workerId) return true;
+  /** Whether the supervisor that took `head` is gone: its process ended, or its lease ran out. */
+  private async takerIsGone(head: QueueEntry): Promise<boolean> {
+    const taker = head.running;
+    if (!taker) return true;
+    if (taker.host === this.identity.host && (taker.pid === process.pid || !processAlive(taker.pid))) return true;
     const record = await this.deps.jobs.record(head.token);
-    const heartbeat = record?.heartbeat_at ? Date.parse(record.heartbeat_at) : 0;
-    return Date.now() - heartbeat > LEASE_MILLIS;
+    const renewed = record?.worker === taker.worker && record.heartbeat_at ? record.heartbeat_at : taker.started_at;
+    return Date.now() - Date.parse(renewed) > LEASE_MILLIS;
   }
 
   private async run(job: RunningJob): Promise<void> {
     const { entry, token } = job;
     const logger = this.deps.logger.child({ token, job: entry.task_name });
-    const attempt = entry.running?.attempt ?? 1;
     const folder = path.join(this.deps.config.workDir, 'jobs', token);
-    let final: { state: FinalState; error: string | null } | undefined;
+    const heartbeat = setInterval(() => this.renewLease(job, logger), HEARTBEAT_MILLIS);
+    let final: { state: FinalState; error: string | null; recorded: boolean } | undefined;
     try {
-      if (attempt > MAX_ATTEMPTS) {
-        final = { state: 'FAILED', error: `The job was interrupted ${MAX_ATTEMPTS} times and was given up.` };
+      const record = await this.deps.jobs.record(token);
+      if (record && FINAL_JOB_STATES.has(record.state)) {
+        final = { state: record.state as FinalState, error: record.error, recorded: true };
         return;
       }
-      logger.info({ attempt }, 'Starting a training job');
-      await this.lock(entry);
-      await this.record(token, { state: 'PREPARING', attempts: attempt, history: [] }, { startedAt: true });
-      this.publish(job, { state: 'PREPARING', message: attempt > 1 ? 'Resuming after an interruption' : null });
+      if (Object.hasOwn(await this.deps.documents.read(INFERENCE), token)) {
+        final = { state: 'DEPLOYED', error: null, recorded: false };
+        return;
+      }
+      if (entry.crashes >= MAX_CRASHES) {
+        final = { state: 'FAILED', error: `The job was interrupted ${entry.crashes} times and was given up.`, recorded: false };
+        return;
+      }
 
-      const training = await this.writeTrainingDocument(entry);
+      logger.info({ crashes: entry.crashes }, 'Starting a training job');
+      await this.lock(entry);
+      const started = await this.record(job, (current) => ({
+        state: 'PREPARING',
+        attempts: current.attempts + 1,
+        history: [],
+        started_at: new Date().toISOString(),
+        finished_at: null,
+        error: null,
+      }), { takeOver: true });
+      job.cancelRequested ||= started.cancel_requested;
+      this.publish(job, { state: 'PREPARING', message: started.attempts > 1 ? 'Starting again after an interruption' : null });
+
       await rm(folder, { recursive: true, force: true });
-      await writeJobFolder(folder, training, { imageSize: this.deps.config.imageSize });
+      const training = await this.writeTrainingDocument(entry, folder);
+      await writeJobFolder(folder, training, {
+        imageSize: this.deps.config.imageSize,
+        maxImagePixels: this.deps.maxImagePixels,
+      });
       if (job.cancelRequested) {
-        final = { state: 'CANCELLED', error: null };
+        final = { state: 'CANCELLED', error: null, recorded: false };
         return;
       }
-      if (job.interrupted) return;
+      if (job.interrupted || job.leaseLost) return;
 
       const outcome = await this.train(job, folder, logger);
       switch (outcome.outcome) {
         case 'succeeded':
           await this.deploy(job, folder);
-          final = { state: 'DEPLOYED', error: null };
+          final = { state: 'DEPLOYED', error: null, recorded: false };
           break;
         case 'failed':
           logger.warn({ detail: outcome.detail }, 'Training failed');
-          final = { state: 'FAILED', error: outcome.message };
+          final = { state: 'FAILED', error: outcome.message, recorded: false };
           break;
         case 'cancelled':
-          final = { state: 'CANCELLED', error: null };
+          final = { state: 'CANCELLED', error: null, recorded: false };
           break;
-        case 'timed-out':
-          final = {
-            state: 'FAILED',
-            error: `Training took longer than the ${Math.round(this.deps.config.timeoutMillis / 60_000)}-minute limit.`,
-          };
+        case 'timed-out': {
+          const minutes = Math.round(this.deps.config.timeoutMillis / 60_000);
+          final = { state: 'FAILED', error: `Training took longer than the ${minutes}-minute limit.`, recorded: false };
           break;
+        }
         case 'interrupted':
-          logger.info('Training interrupted by a shutdown; the job stays queued');
           break;
         default:
           throw new UnreachableCaseError(outcome);
       }
     } catch (error) {
-      logger.error({ err: error }, 'Training job failed');
-      final = { state: 'FAILED', error: userMessage(error) };
+      if (error instanceof LeaseLostError) job.leaseLost = true;
+      else {
+        logger.error({ err: error }, 'Training job failed');
+        const message = error instanceof JobDataError ? error.message : 'The job failed because of an internal error.';
+        final = { state: 'FAILED', error: message, recorded: false };
+      }
     } finally {
+      clearInterval(heartbeat);
       await rm(folder, { recursive: true, force: true }).catch(() => undefined);
-      if (final) await this.finish(job, final, logger);
+      if (job.leaseLost) {
+        logger.warn('Another supervisor took this job over; leaving it to them');
+      } else if (final) {
+        await this.finish(job, final, logger);
+      } else {
+        logger.info('Training interrupted by a shutdown; the job goes back to the queue');
+        await this.deps.jobs.releaseClaim(token, this.identity.worker).catch(() => undefined);
+      }
       if (this.current.state === 'running' && this.current.job === job) {
         this.current = { state: 'idle' };
         this.wake();
@@ -261,30 +333,45 @@ export class TrainingSupervisor {
     this.publishStatus();
   }
 
-  /** `training/training.json` as the seed describes it: the hyperparameters and the dataset inline. */
-  private async writeTrainingDocument(entry: QueueEntry): Promise<TrainingDocument> {
-    const staged = await this.deps.store.get(entry.dataset_key);
-    if (!staged) throw new Error(`The staged dataset of job ${entry.token} is missing`);
-    const dataset = JSON.parse(staged.body.toString('utf8')) as Record<string, string[]>;
-    const training: TrainingDocument = {
-      token: entry.token,
-      ...entry.config,
-      num_classes: Object.keys(dataset).length,
-      dataset,
-    };
-    await this.deps.documents.write(TRAINING, training);
-    return training;
+  /**
+   * Writes `training/training.json` as the seed describes it — the hyperparameters with the
+   * dataset inline — by streaming the staged dataset into it rather than building it in memory,
+   * and returns the document for the job folder.
+   */
+  private async writeTrainingDocument(entry: QueueEntry, folder: string): Promise<TrainingDocument> {
+    const staged = path.join(folder, 'staged-dataset.json');
+    const training = path.join(folder, 'training.json');
+    await mkdir(folder, { recursive: true });
+    if (!(await this.deps.store.getFile(entry.dataset_key, staged))) {
+      throw new JobDataError('The dataset of this job is missing from the store.');
+    }
+    const header = { token: entry.token, ...entry.config };
+    const handle = await open(training, 'w');
+    try {
+      await handle.write(`${JSON.stringify(header).slice(0, -1)},"dataset":`);
+      for await (const chunk of createReadStream(staged)) await handle.write(chunk as Buffer);
+      await handle.write('}\n');
+    } finally {
+      await handle.close();
+    }
+    // The parts were validated when the job was admitted, so the document is not parsed again.
+    await this.deps.store.putFile(TRAINING.key, training, { contentType: 'application/json' });
+    const dataset = JSON.parse(await readFile(staged, 'utf8')) as Record<string, string[]>;
+    return { ...header, dataset };
   }
 
   private async train(job: RunningJob, folder: string, logger: Logger): Promise<TrainerOutcome> {
     const { config } = this.deps;
-    const { history } = job;
     let writes = Promise.resolve();
-    // Store writes for progress run one after another, in event order.
+    // Progress is recorded one write after another, in event order.
     const persist = (change: Partial<JobRecord>) => {
-      writes = writes.then(() => this.record(job.token, change).then(() => undefined)).catch((error: unknown) => {
-        logger.warn({ err: error }, 'Could not record training progress');
-      });
+      writes = writes
+        .then(() => this.record(job, () => change))
+        .then(() => undefined)
+        .catch((error: unknown) => {
+          if (error instanceof LeaseLostError) this.loseLease(job);
+          else logger.warn({ err: error }, 'Could not record training progress');
+        });
     };
     const onEvent = (event: TrainerEvent) => {
       switch (event.event) {
@@ -300,8 +387,8 @@ export class TrainingSupervisor {
           break;
         case 'epoch': {
           const { event: _event, ...record } = event;
-          history.push(record);
-          persist({ history: [...history] });
+          job.history.push(record);
+          persist({ history: [...job.history] });
           this.publish(job, { state: 'TRAINING', metrics: record });
           break;
         }
@@ -330,22 +417,12 @@ export class TrainingSupervisor {
     });
     job.process = trainer;
     if (job.cancelRequested) trainer.cancel();
-    if (job.interrupted) trainer.interrupt();
-
-    // The lease: renewed while the trainer runs; a cancellation asked for on another server
-    // arrives through the same record.
-    const heartbeat = setInterval(() => {
-      this.record(job.token, {})
-        .then((record) => {
-          if (record.cancel_requested) trainer.cancel();
-        })
-        .catch((error: unknown) => logger.warn({ err: error }, 'Could not renew the job lease'));
-    }, HEARTBEAT_MILLIS);
+    if (job.interrupted || job.leaseLost) trainer.interrupt();
     try {
       return await trainer.outcome;
     } finally {
-      clearInterval(heartbeat);
       await writes;
+      if (job.leaseLost) throw new LeaseLostError(job.token);
     }
   }
 
@@ -356,19 +433,14 @@ export class TrainingSupervisor {
   private async deploy(job: RunningJob, folder: string): Promise<void> {
     const { store, documents } = this.deps;
     const { token, entry } = job;
-    const metrics = JSON.parse(await readFile(path.join(folder, 'metrics.json'), 'utf8')) as {
-      classes: string[];
-      history: EpochRecord[];
-      best_val_accuracy: number;
-    };
+    const metrics = metricsSchema.parse(JSON.parse(await readFile(path.join(folder, 'metrics.json'), 'utf8')));
     const prefix = entry.task_type;
+    const imageTask = entry.task_type === 'imageclassification';
     const artifacts: [key: string, file: string][] = [
       [`${prefix}/${token}.pt`, 'model.pt'],
       [`${prefix}/${token}.onnx`, 'model.onnx'],
+      ...(imageTask ? [] : [[`${prefix}/${token}_metadata.json`, 'metadata.json'] as [string, string]]),
     ];
-    const imageTask = entry.task_type === 'imageclassification';
-    if (!imageTask) artifacts.push([`${prefix}/${token}_metadata.json`, 'metadata.json']);
-
     const uploaded: string[] = [];
     try {
       for (const [key, file] of artifacts) {
@@ -384,7 +456,9 @@ export class TrainingSupervisor {
         accuracy: metrics.best_val_accuracy,
         accuracy_plot: renderAccuracyPlot(metrics.history).toString('base64'),
         created: formatCreated(new Date()),
+        // Beyond the seed's keys, for this platform: what the model is and how it trained.
         model: entry.config.model,
+        ...(imageTask ? { image_size: this.deps.config.imageSize } : {}),
         history: metrics.history,
       };
       await documents.update(INFERENCE, (inference) => ({ ...inference, [token]: deployed }));
@@ -395,29 +469,38 @@ export class TrainingSupervisor {
   }
 
   /**
-   * Ends a job: final record, then the job leaves the queue, its staged dataset and
-   * `training.json` go, and the lock is released. Each step is retried by the next job's start
-   * or by recovery if it fails, so none of them may throw past here.
+   * Ends a job. `training.json` goes while the lock is still ours (a next job may write its own
+   * as soon as the lock is free), then the lock is released and the final state recorded; the
+   * job leaves the queue last, so that a supervisor dying before that takes the job up again
+   * and only repeats this clean-up.
    */
-  private async finish(job: RunningJob, final: { state: FinalState; error: string | null }, logger: Logger) {
+  private async finish(
+    job: RunningJob,
+    final: { state: FinalState; error: string | null; recorded: boolean },
+    logger: Logger,
+  ): Promise<void> {
     const { documents, store, jobs } = this.deps;
     const { token, entry } = job;
     const steps: [string, () => Promise<unknown>][] = [
-      ['record the final state', () => this.record(token, { state: final.state, error: final.error }, { finished: true })],
-      ['remove the job from the queue', () => jobs.remove(token)],
-      ['delete the staged dataset', () => store.delete(entry.dataset_key)],
-      ['delete training.json', async () => {
-        const training = await documents.snapshot(TRAINING).catch(() => null);
-        if (!training || training.value.token === token) await documents.remove(TRAINING);
-      }],
+      ['delete training.json', () => documents.remove(TRAINING)],
       ['release the lock', () => this.releaseLock(token)],
+      ...(final.recorded
+        ? []
+        : [['record the final state', () =>
+            this.record(job, () => ({ state: final.state, error: final.error, finished_at: new Date().toISOString() }))] as [
+            string,
+            () => Promise<unknown>,
+          ]]),
+      ['delete the staged dataset', () => store.delete(entry.dataset_key)],
+      ['remove the job from the queue', () => jobs.remove(token)],
     ];
     for (const [what, step] of steps) {
-      await step().catch((error: unknown) => logger.error({ err: error }, `Could not ${what}`));
+      await retry(step).catch((error: unknown) => logger.error({ err: error }, `Could not ${what}`));
     }
     logger.info({ state: final.state, error: final.error }, 'Training job ended');
     const model = final.state === 'DEPLOYED' ? await this.deps.models.get(token).catch(() => null) : null;
     this.publish(job, { state: final.state, message: final.error, model });
+    publishQueuePositions(jobs, this.deps.pubsub).catch(() => undefined);
   }
 
   private async releaseLock(token: string): Promise<void> {
@@ -429,40 +512,48 @@ export class TrainingSupervisor {
     this.publishStatus();
   }
 
-  /** `status.json` active with no job in the queue is left over from a crash: free it. */
-  private async releaseStaleLock(token: string): Promise<void> {
-    this.deps.logger.warn('status.json is active but no job is queued: releasing the stale lock');
-    await this.releaseLock(token);
-  }
-
-  private record(token: string, change: Partial<JobRecord>, stamps: { startedAt?: boolean; finished?: boolean } = {}) {
-    const now = new Date().toISOString();
-    return this.deps.jobs.updateRecord(token, (record) => ({
-      ...record,
-      ...change,
-      worker: this.deps.config.workerId,
-      heartbeat_at: now,
-      ...(stamps.startedAt ? { started_at: now, finished_at: null, error: null } : {}),
-      ...(stamps.finished ? { finished_at: now } : {}),
-    }));
-  }
-
-  private publish(job: RunningJob, progress: Partial<TrainingProgress> & Pick<TrainingProgress, 'state'>): void {
-    const history = [...job.history];
-    const epochs = job.entry.config.epochs;
-    this.deps.pubsub.publish('TRAINING_PROGRESS', job.token, {
-      token: job.token,
-      epoch: history.length,
-      epochs,
-      metrics: null,
-      batch: null,
-      etaSeconds: progress.state === 'TRAINING' ? estimateEta(history, epochs) : null,
-      message: null,
-      queuePosition: null,
-      model: null,
-      ...progress,
-      history,
+  /**
+   * Writes the job record as its lease holder, renewing the lease. Throws `LeaseLostError` when
+   * another supervisor holds it; `takeOver` claims it (at the start of a run).
+   */
+  private record(
+    job: RunningJob,
+    change: (record: JobRecord) => Partial<JobRecord>,
+    { takeOver = false } = {},
+  ): Promise<JobRecord> {
+    const { worker } = this.identity;
+    return this.deps.jobs.updateRecord(job.token, (record) => {
+      if (!takeOver && record.worker !== worker) throw new LeaseLostError(job.token);
+      return { ...record, ...change(record), worker, heartbeat_at: new Date().toISOString() };
     });
+  }
+
+  /** Renews the lease; a cancellation asked for on another server arrives this way too. */
+  private renewLease(job: RunningJob, logger: Logger): void {
+    this.record(job, () => ({}))
+      .then((record) => {
+        if (record.cancel_requested && !job.cancelRequested) {
+          job.cancelRequested = true;
+          job.process?.cancel();
+        }
+      })
+      .catch((error: unknown) => {
+        if (error instanceof LeaseLostError) this.loseLease(job);
+        else logger.warn({ err: error }, 'Could not renew the job lease');
+      });
+  }
+
+  private loseLease(job: RunningJob): void {
+    job.leaseLost = true;
+    job.process?.interrupt();
+  }
+
+  private publish(job: RunningJob, step: Parameters<typeof progressEvent>[1]): void {
+    const event: TrainingProgress = progressEvent(
+      { token: job.token, epochs: job.entry.config.epochs, history: job.history },
+      step,
+    );
+    this.deps.pubsub.publish('TRAINING_PROGRESS', job.token, event);
   }
 
   private publishStatus(): void {
@@ -470,7 +561,23 @@ export class TrainingSupervisor {
   }
 }
 
-function userMessage(error: unknown): string {
-  if (error instanceof Error && error.name === 'JobDataError') return error.message;
-  return 'The job failed because of an internal error.';
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** A few quick tries: a store hiccup must not leave a job half-ended. */
+async function retry<T>(operation: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await operation();
+    } catch (error) {
+      if (attempt >= attempts) throw error;
+      await sleep(200 * attempt);
+    }
+  }
 }

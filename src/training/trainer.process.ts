@@ -46,8 +46,13 @@ export type TrainerOutcome =
 
 type StopReason = 'cancelled' | 'timed-out' | 'interrupted';
 
-/** Error kinds whose message the trainer words for users (the README's failure table). */
-const USER_FACING_KINDS = new Set(['usage', 'config', 'data', 'weights', 'diverged', 'oom']);
+/**
+ * Error kinds whose message the trainer words for the job's user (the README's failure table).
+ * `usage` errors are the operator's, and `weights` messages name server paths: both are logged
+ * and reach users in other words.
+ */
+const USER_FACING_KINDS = new Set(['config', 'data', 'diverged', 'oom']);
+const WEIGHTS_MISSING = 'ImageNet weights for this model are not installed on this server; train it from scratch instead.';
 
 export interface TrainerOptions {
   python: string;
@@ -154,6 +159,9 @@ export class TrainerProcess {
       : `exit code ${exit.code ?? 'none'}, signal ${exit.signal ?? 'none'}; stderr tail:\n${stderrTail.join('\n')}`;
     if (failure && USER_FACING_KINDS.has(failure.kind)) {
       return { outcome: 'failed', message: failure.message, detail: `${failure.kind}: ${detail}` };
+    }
+    if (failure?.kind === 'weights') {
+      return { outcome: 'failed', message: WEIGHTS_MISSING, detail: `weights: ${failure.message}; ${detail}` };
     }
     return {
       outcome: 'failed',

@@ -129,13 +129,13 @@ function requestSchema({ maxEpochs, maxBatchSize }: TrainingLimits) {
 
 /**
  * Checks every hyperparameter and reports all problems in one `BAD_USER_INPUT` error whose
- * `field` is the first field at fault (`input.batchSize`). Returns `training.json`'s keys.
+ * `field` is the first input field at fault (`batchSize`, `reduceLrOnPlateau.minLr`). Returns `training.json`'s keys.
  */
 export function validateTrainingRequest(request: TrainingRequest, limits: TrainingLimits): ValidatedTraining {
   const parsed = requestSchema(limits).safeParse(request);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => {
-      const field = ['input', ...issue.path.map(String)].join('.');
+      const field = issue.path.map(String).join('.');
       return { field, message: `${field}: ${issue.message}` };
     });
     throw new BadUserInputError(problems.map((problem) => problem.message).join('; '), problems[0]?.field);

@@ -1,8 +1,9 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { once } from 'node:events';
+import { createReadStream } from 'node:fs';
+import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 
+import { Repeater } from '@graphql-yoga/subscription';
 import type { Logger } from 'pino';
 
 import type { TrainingConfig } from '../config';
@@ -20,27 +21,35 @@ import {
   type DocumentStore,
   FINAL_JOB_STATES,
   INFERENCE,
+  isWellFormedToken,
   type JobRecord,
   type QueueEntry,
   stagedDatasetKey,
   STATUS,
+  storeOperation,
 } from '../documents';
 import { BadUserInputError, MaintenanceError, ModelNotFoundError, ServerBusyError } from '../errors';
 import type { PlatformPubSub } from '../events/pubsub';
+import type { ModelService } from '../models/model.service';
 import type { ObjectStore } from '../store';
 import { type TrainingJob, type TrainingProgress, toTrainingJob } from './job';
 import type { JobRepository } from './job.repository';
+import { publishQueuePositions, recordEvent } from './progress';
 import type { TrainingSupervisor } from './supervisor';
 import { createToken } from './token';
 import { type TrainingRequest, validateTrainingRequest } from './training.input';
 
-/** Where a job's data comes from: one upload (a ZIP of class folders, or a CSV), or images per class. */
-export type DatasetSource = { kind: 'archive'; upload: UploadInput } | { kind: 'classes'; classes: ClassUpload[] };
+/** The dataset as a request brings it: one upload (a ZIP of class folders, or a CSV), or images per class. */
+export interface DatasetInput {
+  dataset?: UploadInput | null;
+  classes?: ClassUpload[] | null;
+}
 
 export interface TrainingServiceDependencies {
   documents: DocumentStore;
   store: ObjectStore;
   jobs: JobRepository;
+  models: ModelService;
   supervisor: TrainingSupervisor;
   pubsub: PlatformPubSub;
   config: TrainingConfig;
@@ -48,10 +57,10 @@ export interface TrainingServiceDependencies {
   logger: Logger;
 }
 
-/** How long `cancelTraining` waits for a running job on this server to stop, in milliseconds. */
+/** How long `cancelTraining` waits for a running job to stop, in milliseconds. */
 const CANCEL_WAIT_MILLIS = 15_000;
 
-/** Submitting, cancelling and looking up training jobs. */
+/** Submitting, cancelling, looking up and following training jobs. */
 export class TrainingService {
   constructor(private readonly deps: TrainingServiceDependencies) {}
 
@@ -59,10 +68,11 @@ export class TrainingService {
    * Validates the request and its dataset, stages the dataset in the store and admits the job
    * to the queue. Nothing is left behind when any step fails.
    */
-  async submit(request: TrainingRequest, source: DatasetSource): Promise<TrainingJob> {
+  async submit(request: TrainingRequest, input: DatasetInput): Promise<TrainingJob> {
     const { documents, jobs, store, config, limits } = this.deps;
     if ((await documents.read(STATUS)).dev_mode) throw new MaintenanceError();
     const { taskName, config: hyperparameters } = validateTrainingRequest(request, config);
+    const source = datasetSource(hyperparameters.task_type, input);
     // A cheap look before reading any upload; admission below decides under compare-and-swap.
     if (!(await jobs.hasRoom())) throw new ServerBusyError();
 
@@ -70,7 +80,7 @@ export class TrainingService {
     await mkdir(uploads, { recursive: true });
     const stagingDir = await mkdtemp(path.join(uploads, 'submission-'));
     try {
-      const dataset = await this.ingest(hyperparameters.task_type, source, stagingDir, limits);
+      const dataset = await this.ingest(source, stagingDir, limits);
       const token = await this.newToken(hyperparameters.task_type, taskName);
       const datasetFile = path.join(stagingDir, 'dataset.json');
       const classes = await writeDatasetJson(dataset, datasetFile);
@@ -84,6 +94,7 @@ export class TrainingService {
         config: { ...hyperparameters, num_classes: classes },
         dataset_key: stagedDatasetKey(token),
         running: null,
+        crashes: 0,
       };
       const record: JobRecord = {
         token,
@@ -102,7 +113,7 @@ export class TrainingService {
         attempts: 0,
         cancel_requested: false,
       };
-      await store.putFile(entry.dataset_key, datasetFile, { contentType: 'application/json' });
+      await storeOperation(() => store.putFile(entry.dataset_key, datasetFile, { contentType: 'application/json' }));
       let position: number;
       try {
         await jobs.createRecord(record);
@@ -112,7 +123,7 @@ export class TrainingService {
         throw error;
       }
       this.deps.logger.info({ token, job: taskName, position }, 'Training job queued');
-      this.publishQueued(record, position);
+      this.deps.pubsub.publish('TRAINING_PROGRESS', token, recordEvent(record, position, null));
       this.deps.supervisor.wake();
       return toTrainingJob(record, position);
     } finally {
@@ -122,98 +133,93 @@ export class TrainingService {
 
   /** The job under `token`; `MODEL_NOT_FOUND` when there is none. */
   async job(token: string): Promise<TrainingJob> {
-    const record = await this.deps.jobs.record(token);
-    if (!record) throw new ModelNotFoundError();
+    const record = await this.record(token);
     return toTrainingJob(record, record.state === 'QUEUED' ? await this.deps.jobs.position(token) : null);
-  }
-
-  /** The job as a first progress event, for late subscribers. */
-  async progress(token: string): Promise<TrainingProgress> {
-    const job = await this.job(token);
-    return {
-      token,
-      state: job.state,
-      epoch: job.history.length,
-      epochs: job.epochs,
-      metrics: job.history.at(-1) ?? null,
-      batch: null,
-      etaSeconds: null,
-      message: job.error,
-      queuePosition: job.queuePosition,
-      history: job.history,
-      model: null,
-    };
   }
 
   /**
    * The job's progress: first its state and history now, then every event until it ends.
-   * `MODEL_NOT_FOUND` (on the first read) when there is no such job.
+   * `MODEL_NOT_FOUND` before anything is streamed when there is no such job. Ending the
+   * subscription releases its listener at once, whether or not events still come.
    */
-  async *watch(token: string): AsyncGenerator<TrainingProgress> {
-    const live = this.deps.pubsub.subscribe('TRAINING_PROGRESS', token)[Symbol.asyncIterator]();
-    // Listen before reading the snapshot, so that no event falls between the two.
-    let next = live.next();
-    try {
-      const snapshot = await this.progress(token);
-      yield snapshot;
-      if (FINAL_JOB_STATES.has(snapshot.state)) return;
-      for (;;) {
-        const { value: event, done } = await next;
-        if (done) return;
-        next = live.next();
-        // Events the snapshot already covered can arrive once more; skip those.
-        if (event.history.length < snapshot.history.length) continue;
-        yield event;
-        if (FINAL_JOB_STATES.has(event.state)) return;
+  async watch(token: string): Promise<AsyncIterableIterator<TrainingProgress>> {
+    await this.record(token);
+    return new Repeater<TrainingProgress>(async (push, stop) => {
+      // Listen before reading the job, so that no event falls between the two.
+      const live = this.deps.pubsub.subscribe('TRAINING_PROGRESS', token)[Symbol.asyncIterator]();
+      stop.then(() => live.return?.());
+      try {
+        const snapshot = await this.snapshot(token);
+        await push(snapshot);
+        if (FINAL_JOB_STATES.has(snapshot.state)) return stop();
+        for (;;) {
+          const next = await Promise.race([live.next(), stop.then(() => ({ done: true as const, value: undefined }))]);
+          if (next.done) return stop();
+          // Events the snapshot already covered can arrive once more; skip those.
+          if (next.value.history.length < snapshot.history.length) continue;
+          await push(next.value);
+          if (FINAL_JOB_STATES.has(next.value.state)) return stop();
+        }
+      } catch (error) {
+        return stop(error);
       }
-    } finally {
-      await live.return?.();
-    }
+    });
   }
 
   /**
-   * Removes a waiting job from the queue, or stops a running one. Finished jobs are returned
-   * as they are. A job running on another server stops at its next heartbeat.
+   * Removes a waiting job from the queue, or stops a running one (on any server: the job record
+   * carries the request). Finished jobs are returned as they are.
    */
   async cancel(token: string): Promise<TrainingJob> {
     const { jobs, store, supervisor } = this.deps;
-    const record = await jobs.record(token);
-    if (!record) throw new ModelNotFoundError();
+    const record = await this.record(token);
     if (FINAL_JOB_STATES.has(record.state)) return toTrainingJob(record, null);
 
     const removed = await jobs.remove(token, { onlyIfWaiting: true });
     if (removed) {
-      const now = new Date().toISOString();
-      const cancelled = await jobs.updateRecord(token, (current) => ({ ...current, state: 'CANCELLED', finished_at: now }));
+      const cancelled = await jobs.updateRecord(token, (current) => ({
+        ...current,
+        state: 'CANCELLED',
+        finished_at: new Date().toISOString(),
+      }));
       await store.delete(removed.dataset_key).catch(() => undefined);
-      this.deps.pubsub.publish('TRAINING_PROGRESS', token, { ...(await this.progress(token)), message: 'Cancelled' });
-      this.republishPositions();
+      this.deps.pubsub.publish('TRAINING_PROGRESS', token, recordEvent(cancelled, null, null));
+      publishQueuePositions(jobs, this.deps.pubsub).catch(() => undefined);
       return toTrainingJob(cancelled, null);
     }
 
     await jobs.updateRecord(token, (current) => ({ ...current, cancel_requested: true }));
-    const stopped = await Promise.race([
-      supervisor.cancel(token),
-      new Promise<false>((resolve) => setTimeout(resolve, CANCEL_WAIT_MILLIS, false).unref()),
-    ]);
-    if (!stopped) this.deps.logger.info({ token }, 'Cancellation requested for a job running elsewhere');
+    if (!(await supervisor.cancel(token))) {
+      // Another server runs it, or this one is just taking it: wait for the job to end.
+      const deadline = Date.now() + CANCEL_WAIT_MILLIS;
+      while (Date.now() < deadline && !FINAL_JOB_STATES.has((await this.record(token)).state)) await sleep(200);
+    }
     return this.job(token);
   }
 
-  private async ingest(
-    taskType: QueueEntry['task_type'],
-    source: DatasetSource,
-    stagingDir: string,
-    limits: DatasetLimits,
-  ): Promise<ImageDataset | TextDataset> {
-    if (taskType === 'textclassification') {
-      if (source.kind !== 'archive') {
-        throw new BadUserInputError('Text classification takes its dataset as a CSV in "dataset", not "classes".', 'classes');
-      }
-      return ingestTextCsv(source.upload, { stagingDir, limits });
+  private async record(token: string): Promise<JobRecord> {
+    const record = isWellFormedToken(token) ? await this.deps.jobs.record(token) : null;
+    if (!record) throw new ModelNotFoundError();
+    return record;
+  }
+
+  /** The job as it is now, as a progress event: what a late subscriber receives first. */
+  private async snapshot(token: string): Promise<TrainingProgress> {
+    const record = await this.record(token);
+    const position = record.state === 'QUEUED' ? await this.deps.jobs.position(token) : null;
+    const model = record.state === 'DEPLOYED' ? await this.deps.models.get(token).catch(() => null) : null;
+    return recordEvent(record, position, model);
+  }
+
+  private async ingest(source: DatasetSource, stagingDir: string, limits: DatasetLimits) {
+    switch (source.kind) {
+      case 'csv':
+        return ingestTextCsv(source.upload, { stagingDir, limits });
+      case 'zip':
+        return ingestImageZip(source.upload, { stagingDir, limits, imageSize: this.deps.config.imageSize });
+      case 'classes':
+        return ingestImageClasses(source.classes, { stagingDir, limits, imageSize: this.deps.config.imageSize });
     }
-    const options = { stagingDir, limits, imageSize: this.deps.config.imageSize };
-    return source.kind === 'archive' ? ingestImageZip(source.upload, options) : ingestImageClasses(source.classes, options);
   }
 
   /** A fresh token; 103 random bits make a clash practically impossible, but it is checked. */
@@ -224,49 +230,31 @@ export class TrainingService {
       if (!Object.hasOwn(inference, token) && !(await this.deps.jobs.record(token))) return token;
     }
   }
+}
 
-  private publishQueued(record: JobRecord, position: number): void {
-    this.deps.pubsub.publish('TRAINING_PROGRESS', record.token, {
-      token: record.token,
-      state: 'QUEUED',
-      epoch: 0,
-      epochs: record.epochs,
-      metrics: null,
-      batch: null,
-      etaSeconds: null,
-      message: null,
-      queuePosition: position,
-      history: [],
-      model: null,
-    });
-  }
+type DatasetSource =
+  | { kind: 'csv' | 'zip'; upload: UploadInput }
+  | { kind: 'classes'; classes: ClassUpload[] };
 
-  /** Tells waiting jobs' subscribers their new place after one left the queue. */
-  private republishPositions(): void {
-    this.deps.jobs
-      .queue()
-      .then((queue) =>
-        Promise.all(
-          queue.map(async (entry, position) => {
-            if (entry.running) return;
-            const record = await this.deps.jobs.record(entry.token);
-            if (record) this.publishQueued(record, position);
-          }),
-        ),
-      )
-      .catch(() => undefined);
+/** Which of the dataset forms the request used, checked against the task. */
+function datasetSource(taskType: QueueEntry['task_type'], { dataset, classes }: DatasetInput): DatasetSource {
+  if (dataset && classes) {
+    throw new BadUserInputError('Send the dataset either as "dataset" or as "classes", not both.', 'dataset');
   }
+  if (taskType === 'textclassification') {
+    if (!dataset) throw new BadUserInputError('Text classification takes its dataset as a CSV in "dataset".', 'dataset');
+    return { kind: 'csv', upload: dataset };
+  }
+  if (dataset) return { kind: 'zip', upload: dataset };
+  if (classes) return { kind: 'classes', classes };
+  throw new BadUserInputError('A dataset is required: a ZIP of class folders in "dataset", or images in "classes".', 'dataset');
 }
 
 /**
  * Writes the dataset in the form `training.json` keeps it — class name → base64 items (image
- * files, or UTF-8 texts) — streaming, one item at a time. Returns the number of classes.
+ * files, or UTF-8 texts) — one item at a time. Returns the number of classes.
  */
 async function writeDatasetJson(dataset: ImageDataset | TextDataset, file: string): Promise<number> {
-  const out = createWriteStream(file);
-  const write = async (chunk: string) => {
-    if (!out.write(chunk)) await once(out, 'drain');
-  };
   const classes =
     dataset.kind === 'image'
       ? dataset.classes.map((entry) => ({ name: entry.name, items: entry.images.map((image) => image.path) }))
@@ -274,33 +262,33 @@ async function writeDatasetJson(dataset: ImageDataset | TextDataset, file: strin
           name,
           items: dataset.rows.filter((row) => row.label === name).map((row) => row.input),
         }));
+  const out = await open(file, 'w');
   try {
-    await write('{');
+    await out.write('{');
     for (const [index, { name, items }] of classes.entries()) {
-      await write(`${index ? ',' : ''}${JSON.stringify(name)}:[`);
+      await out.write(`${index ? ',' : ''}${JSON.stringify(name)}:[`);
       for (const [itemIndex, item] of items.entries()) {
-        await write(itemIndex ? ',"' : '"');
+        await out.write(itemIndex ? ',"' : '"');
         if (dataset.kind === 'image') {
-          // Base64 of a whole number of 3-byte groups at a time, so the pieces concatenate.
+          // Base64 of a whole number of 3-byte groups at a time, so that the pieces concatenate.
           let carry = Buffer.alloc(0);
           for await (const chunk of createReadStream(item)) {
             const bytes = Buffer.concat([carry, chunk as Buffer]);
             const whole = bytes.length - (bytes.length % 3);
-            await write(bytes.subarray(0, whole).toString('base64'));
+            await out.write(bytes.subarray(0, whole).toString('base64'));
             carry = bytes.subarray(whole);
           }
-          await write(carry.toString('base64'));
+          await out.write(carry.toString('base64'));
         } else {
-          await write(Buffer.from(item, 'utf8').toString('base64'));
+          await out.write(Buffer.from(item, 'utf8').toString('base64'));
         }
-        await write('"');
+        await out.write('"');
       }
-      await write(']');
+      await out.write(']');
     }
-    await write('}');
+    await out.write('}');
   } finally {
-    out.end();
-    await once(out, 'close');
+    await out.close();
   }
   return classes.length;
 }

@@ -1,0 +1,51 @@
+import { Cron } from 'croner';
+import type { Logger } from 'pino';
+
+import { CLEANUP, type DocumentStore, STATUS } from '../documents';
+import type { ModelService } from '../models/model.service';
+
+/**
+ * The seed's `clean` function: deletes models older than their time to live. Scheduled every
+ * `intervalMillis` while `cleanup.json` is active and dev mode is off; an admin can run it at
+ * any time.
+ */
+export class CleanupService {
+  private job: Cron | undefined;
+
+  constructor(
+    private readonly documents: DocumentStore,
+    private readonly models: ModelService,
+    private readonly intervalMillis: number,
+    private readonly logger: Logger,
+  ) {}
+
+  start(): void {
+    // croner's `interval` runs the job every N seconds; `protect` skips a run while one is busy.
+    this.job = new Cron(
+      '* * * * * *',
+      { interval: Math.max(1, Math.round(this.intervalMillis / 1000)), protect: true, unref: true },
+      () => this.scheduledRun(),
+    );
+  }
+
+  stop(): void {
+    this.job?.stop();
+  }
+
+  /** Deletes the expired models now, whatever `cleanup.json` says; returns their tokens. */
+  async run(): Promise<string[]> {
+    const deleted = await this.models.expire();
+    if (deleted.length > 0) this.logger.info({ deleted: deleted.length }, 'Expired models deleted');
+    return deleted;
+  }
+
+  private async scheduledRun(): Promise<void> {
+    try {
+      const [cleanup, status] = await Promise.all([this.documents.read(CLEANUP), this.documents.read(STATUS)]);
+      if (cleanup.status !== 'active' || status.dev_mode) return;
+      await this.run();
+    } catch (error) {
+      this.logger.error({ err: error }, 'Scheduled cleanup failed');
+    }
+  }
+}

@@ -1,0 +1,313 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+import { DocumentStore, formatCreated, INFERENCE } from '../src/documents';
+import { FsStore, S3Store } from '../src/store';
+import { startS3Server } from './helpers/s3';
+import { ADMIN_KEY, startTestServer, type TestServer, type TestServerOptions } from './helpers/server';
+
+const HOUR = 3_600_000;
+const codes = (response: { errors?: { extensions?: { code?: string } }[] }) =>
+  response.errors?.map((error) => error.extensions?.code);
+const readJson = (server: TestServer, key: string) => JSON.parse(readFileSync(path.join(server.dataDir, key), 'utf8'));
+
+interface SeedModel {
+  token: string;
+  task: 'imageclassification' | 'textclassification';
+  createdHoursAgo: number;
+  downloadable?: boolean;
+}
+
+/** Writes deployed models straight into a data folder: entries plus distinct bytes per file. */
+function seedModels(dataDir: string, models: SeedModel[]): void {
+  const inference: Record<string, unknown> = {};
+  for (const { token, task, createdHoursAgo, downloadable = true } of models) {
+    mkdirSync(path.join(dataDir, task), { recursive: true });
+    writeFileSync(path.join(dataDir, task, `${token}.pt`), `torchscript of ${token}`);
+    writeFileSync(path.join(dataDir, task, `${token}.onnx`), `onnx of ${token}`);
+    const text = task === 'textclassification';
+    if (text) writeFileSync(path.join(dataDir, task, `${token}_metadata.json`), JSON.stringify({ vocab: ['<pad>', '<unk>'] }));
+    inference[token] = {
+      task_type: task,
+      model_filename: `${task}/${token}.pt`,
+      model_filename_onnx: `${task}/${token}.onnx`,
+      ...(text ? { metadata_filename: `${task}/${token}_metadata.json` } : { classes: ['a', 'b'] }),
+      downloadable,
+      accuracy: 0.9,
+      accuracy_plot: 'iVBORw0KGgo=',
+      created: formatCreated(new Date(Date.now() - createdHoursAgo * HOUR)),
+    };
+  }
+  writeFileSync(path.join(dataDir, 'inference.json'), JSON.stringify(inference, null, 2));
+}
+
+function jobRecord(token: string) {
+  const at = new Date(Date.now() - 3 * HOUR).toISOString();
+  return {
+    token,
+    task_type: 'imageclassification',
+    task_name: 'old',
+    model: 'resnet18',
+    state: 'DEPLOYED',
+    epochs: 1,
+    history: [],
+    error: null,
+    submitted_at: at,
+    started_at: at,
+    finished_at: at,
+    worker: 'test',
+    heartbeat_at: at,
+    attempts: 1,
+    cancel_requested: false,
+  };
+}
+
+async function serverWith(models: SeedModel[], options: TestServerOptions = {}): Promise<TestServer> {
+  const server = await startTestServer(options);
+  seedModels(server.dataDir, models);
+  return server;
+}
+
+const DOWNLOAD = `mutation($t: ID!, $f: ModelFormat!) {
+  downloadModel(token: $t, format: $f) { url expiresAt filename vocabularyUrl }
+}`;
+type Link = { downloadModel: { url: string; expiresAt: string; filename: string; vocabularyUrl: string | null } };
+
+describe('downloads from the fs store', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await serverWith([
+      { token: 'imageClassification-cats-aaaa', task: 'imageclassification', createdHoursAgo: 0 },
+      { token: 'textClassification-reviews-bbbb', task: 'textclassification', createdHoursAgo: 0 },
+      { token: 'imageClassification-locked-cccc', task: 'imageclassification', createdHoursAgo: 0, downloadable: false },
+    ]);
+  });
+  afterAll(() => server.stop());
+
+  const link = (token: string, format = 'ONNX') => server.graphql<Link>(DOWNLOAD, { variables: { t: token, f: format } });
+
+  it('serve the weights through a signed link on this server', async () => {
+    const response = await link('imageClassification-cats-aaaa');
+    const download = response.data?.downloadModel;
+    expect(download?.url.startsWith(`${server.origin}/downloads/imageClassification-cats-aaaa/model.onnx?`)).toBe(true);
+    expect(download?.filename).toBe('imageClassification-cats-aaaa.onnx');
+    expect(download?.vocabularyUrl).toBeNull();
+    expect(Date.parse(download?.expiresAt ?? '') - Date.now()).toBeGreaterThan(800_000);
+
+    const file = await fetch(download?.url ?? '');
+    expect(file.status).toBe(200);
+    expect(await file.text()).toBe('onnx of imageClassification-cats-aaaa');
+    expect(file.headers.get('content-disposition')).toContain('imageClassification-cats-aaaa.onnx');
+
+    const pytorch = await link('imageClassification-cats-aaaa', 'PYTORCH');
+    expect(await (await fetch(pytorch.data?.downloadModel.url ?? '')).text()).toBe('torchscript of imageClassification-cats-aaaa');
+  });
+
+  it('give text models their vocabulary too', async () => {
+    const response = await link('textClassification-reviews-bbbb', 'PYTORCH');
+    const vocabulary = await fetch(response.data?.downloadModel.vocabularyUrl ?? '');
+    expect(vocabulary.status).toBe(200);
+    expect(await vocabulary.json()).toEqual({ vocab: ['<pad>', '<unk>'] });
+  });
+
+  it('refuse links that were tampered with or turned to another model or file', async () => {
+    const url = new URL((await link('imageClassification-cats-aaaa')).data?.downloadModel.url ?? '');
+    const variants = [
+      url.href.replace('signature=', 'signature=x'),
+      url.href.replace(/expires=\d+/, (m) => `expires=${Number(m.slice(8)) + 3600}`),
+      url.href.replace('imageClassification-cats-aaaa', 'textClassification-reviews-bbbb'),
+      url.href.replace('model.onnx', 'model.pt'),
+      url.href.replace('model.onnx', '..%2F..%2Fstatus.json'),
+    ];
+    for (const variant of variants) expect((await fetch(variant)).status).toBe(403);
+  });
+
+  it('answer FORBIDDEN for a model that is not downloadable', async () => {
+    expect(codes(await link('imageClassification-locked-cccc'))).toEqual(['FORBIDDEN']);
+  });
+
+  it('answer MODEL_NOT_FOUND for an unknown token', async () => {
+    expect(codes(await link('imageClassification-none-dddd'))).toEqual(['MODEL_NOT_FOUND']);
+  });
+});
+
+describe('download links', () => {
+  it('stop working when they expire', async () => {
+    const server = await serverWith([{ token: 'imageClassification-cats-aaaa', task: 'imageclassification', createdHoursAgo: 0 }], {
+      config: { models: { downloadTtlSeconds: 1 } },
+    });
+    try {
+      const response = await server.graphql<Link>(DOWNLOAD, { variables: { t: 'imageClassification-cats-aaaa', f: 'ONNX' } });
+      const url = response.data?.downloadModel.url ?? '';
+      expect((await fetch(url)).status).toBe(200);
+      await new Promise((resolve) => setTimeout(resolve, 2_100));
+      expect((await fetch(url)).status).toBe(403);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('are presigned by the bucket on the S3 store', async () => {
+    const s3 = await startS3Server();
+    const server = await startTestServer({ env: s3.envFor('downloads') });
+    try {
+      const store = new S3Store(s3.configFor('downloads'));
+      const documents = new DocumentStore(store);
+      await store.put('imageclassification/imageClassification-s3-eeee.onnx', Buffer.from('onnx bytes in s3'));
+      await store.put('imageclassification/imageClassification-s3-eeee.pt', Buffer.from('pt bytes in s3'));
+      await documents.update(INFERENCE, (inference) => ({
+        ...inference,
+        'imageClassification-s3-eeee': {
+          task_type: 'imageclassification' as const,
+          model_filename: 'imageclassification/imageClassification-s3-eeee.pt',
+          model_filename_onnx: 'imageclassification/imageClassification-s3-eeee.onnx',
+          classes: ['a', 'b'],
+          downloadable: true,
+          accuracy: 0.5,
+          accuracy_plot: '',
+          created: formatCreated(new Date()),
+        },
+      }));
+      await store.close();
+      const response = await server.graphql<Link>(DOWNLOAD, { variables: { t: 'imageClassification-s3-eeee', f: 'ONNX' } });
+      const url = new URL(response.data?.downloadModel.url ?? '');
+      expect(url.searchParams.get('X-Amz-Signature')).toBeTruthy();
+      expect(url.searchParams.get('X-Amz-Expires')).toBe('900');
+      const file = await fetch(url);
+      expect(file.status).toBe(200);
+      expect(await file.text()).toBe('onnx bytes in s3');
+    } finally {
+      await server.stop();
+      await s3.stop();
+    }
+  });
+});
+
+describe('deleteModel', () => {
+  let server: TestServer;
+  beforeEach(async () => {
+    server = await serverWith([
+      { token: 'imageClassification-cats-aaaa', task: 'imageclassification', createdHoursAgo: 0 },
+      { token: 'textClassification-reviews-bbbb', task: 'textclassification', createdHoursAgo: 0 },
+    ]);
+  });
+  afterEach(() => server.stop());
+
+  const remove = (token: string) => server.graphql(`mutation($t: ID!) { deleteModel(token: $t) }`, { variables: { t: token } });
+
+  it('deletes the entry and its files, and nothing else', async () => {
+    expect((await remove('textClassification-reviews-bbbb')).data).toEqual({ deleteModel: true });
+    expect(Object.keys(readJson(server, 'inference.json'))).toEqual(['imageClassification-cats-aaaa']);
+    for (const suffix of ['.pt', '.onnx', '_metadata.json']) {
+      expect(existsSync(path.join(server.dataDir, 'textclassification', `textClassification-reviews-bbbb${suffix}`))).toBe(false);
+    }
+    expect(existsSync(path.join(server.dataDir, 'imageclassification', 'imageClassification-cats-aaaa.pt'))).toBe(true);
+    expect(codes(await server.graphql(`{ model(token: "textClassification-reviews-bbbb") { token } }`))).toEqual(['MODEL_NOT_FOUND']);
+  });
+
+  it('answers MODEL_NOT_FOUND for an unknown token and MODEL_TRAINING for the running job', async () => {
+    expect(codes(await remove('nope'))).toEqual(['MODEL_NOT_FOUND']);
+    const status = readJson(server, 'status.json');
+    writeFileSync(
+      path.join(server.dataDir, 'status.json'),
+      JSON.stringify({ ...status, status: 'active', token: 'imageClassification-now-ffff', task_type: 'imageclassification' }),
+    );
+    expect(codes(await remove('imageClassification-now-ffff'))).toEqual(['MODEL_TRAINING']);
+  });
+});
+
+describe('model expiry', () => {
+  const models: SeedModel[] = [
+    { token: 'imageClassification-old-1111', task: 'imageclassification', createdHoursAgo: 3 },
+    { token: 'textClassification-old-2222', task: 'textclassification', createdHoursAgo: 2.5 },
+    { token: 'imageClassification-pinned-3333', task: 'imageclassification', createdHoursAgo: 5 },
+    { token: 'imageClassification-fresh-4444', task: 'imageclassification', createdHoursAgo: 1 },
+  ];
+  const pinned = { FLASH_PINNED_TOKENS: 'imageClassification-pinned-3333, someOther-token' };
+
+  it('deletes exactly the expired, unpinned models and their files when an admin runs cleanup', async () => {
+    const server = await serverWith(models, { env: pinned });
+    try {
+      // A model this platform trained keeps its job record, which remembers the expiry.
+      const token = 'imageClassification-old-1111';
+      mkdirSync(path.join(server.dataDir, 'training', 'jobs', token), { recursive: true });
+      writeFileSync(path.join(server.dataDir, 'training', 'jobs', token, 'job.json'), JSON.stringify(jobRecord(token)));
+
+      expect(codes(await server.graphql('mutation { runCleanup }'))).toEqual(['UNAUTHENTICATED']);
+      const response = await server.graphql<{ runCleanup: string[] }>('mutation { runCleanup }', { key: ADMIN_KEY });
+      expect(response.data?.runCleanup.sort()).toEqual(['imageClassification-old-1111', 'textClassification-old-2222']);
+      expect(Object.keys(readJson(server, 'inference.json')).sort()).toEqual([
+        'imageClassification-fresh-4444',
+        'imageClassification-pinned-3333',
+      ]);
+      expect(existsSync(path.join(server.dataDir, 'imageclassification', 'imageClassification-old-1111.onnx'))).toBe(false);
+      expect(existsSync(path.join(server.dataDir, 'textclassification', 'textClassification-old-2222_metadata.json'))).toBe(false);
+      expect(existsSync(path.join(server.dataDir, 'imageclassification', 'imageClassification-pinned-3333.onnx'))).toBe(true);
+      const again = await server.graphql<{ runCleanup: string[] }>('mutation { runCleanup }', { key: ADMIN_KEY });
+      expect(again.data?.runCleanup).toEqual([]);
+      const expired = await server.graphql(`{ model(token: "${token}") { token } }`);
+      expect(codes(expired)).toEqual(['MODEL_EXPIRED']);
+      expect(codes(await server.graphql(`{ model(token: "textClassification-old-2222") { token } }`))).toEqual([
+        'MODEL_NOT_FOUND',
+      ]);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('tells each model when it expires, and pinned ones never', async () => {
+    const server = await serverWith(models, { env: pinned });
+    try {
+      const response = await server.graphql<{ models: { token: string; createdAt: string; expiresAt: string | null }[] }>(
+        '{ models { token createdAt expiresAt } }',
+        { key: ADMIN_KEY },
+      );
+      for (const model of response.data?.models ?? []) {
+        if (model.token === 'imageClassification-pinned-3333') expect(model.expiresAt).toBeNull();
+        else expect(Date.parse(model.expiresAt ?? '') - Date.parse(model.createdAt)).toBe(2 * HOUR);
+      }
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('runs on its schedule while cleanup.json is active, and not while it sleeps', async () => {
+    const server = await serverWith(models, { env: { FLASH_CLEANUP_INTERVAL: '1' } });
+    try {
+      await server.graphql('mutation { setCleanup(active: false) { cleanupActive } }', { key: ADMIN_KEY });
+      await new Promise((resolve) => setTimeout(resolve, 2_200));
+      expect(Object.keys(readJson(server, 'inference.json'))).toHaveLength(4);
+
+      await server.graphql('mutation { setCleanup(active: true) { cleanupActive } }', { key: ADMIN_KEY });
+      const deadline = Date.now() + 5_000;
+      while (Object.keys(readJson(server, 'inference.json')).length !== 1 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(Object.keys(readJson(server, 'inference.json'))).toEqual(['imageClassification-fresh-4444']);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('never loses a model deployed while it runs', async () => {
+    const server = await serverWith(models);
+    try {
+      const documents = new DocumentStore(new FsStore(server.dataDir));
+      const fresh = { ...readJson(server, 'inference.json')['imageClassification-fresh-4444'] };
+      const deploys = Array.from({ length: 5 }, (_, i) =>
+        documents.update(INFERENCE, (inference) => ({ ...inference, [`imageClassification-new-${i}`]: fresh })),
+      );
+      const [cleanup] = await Promise.all([
+        server.graphql<{ runCleanup: string[] }>('mutation { runCleanup }', { key: ADMIN_KEY }),
+        ...deploys,
+      ]);
+      expect(cleanup.data?.runCleanup).toHaveLength(3);
+      expect(Object.keys(readJson(server, 'inference.json')).sort()).toEqual([
+        'imageClassification-fresh-4444',
+        ...Array.from({ length: 5 }, (_, i) => `imageClassification-new-${i}`),
+      ]);
+    } finally {
+      await server.stop();
+    }
+  });
+});
