@@ -1,5 +1,6 @@
 import type { CleanupService } from '../src/cleanup/cleanup.service';
 import type { DocumentLoader } from '../src/documents';
+import type { PredictionService } from '../src/inference/prediction.service';
 import type { DownloadService } from '../src/models/download.service';
 import type { ModelService } from '../src/models/model.service';
 import type { PlatformService } from '../src/platform/platform.service';
@@ -12,6 +13,7 @@ export interface Services {
   downloads: DownloadService;
   cleanup: CleanupService;
   training: TrainingService;
+  predictions: PredictionService;
 }
 
 /** Roles checked by `@Authorized(...)`; the server's auth checker decides who holds them. */

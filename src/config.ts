@@ -57,7 +57,9 @@ const envSchema = z
     FLASH_DOWNLOAD_TTL: z.coerce.number().int().min(10).max(7 * 24 * 3600).default(900),
     FLASH_PUBLIC_URL: z.url().optional(),
     FLASH_MAX_LOADED_MODELS: z.coerce.number().int().positive().default(8),
-    FLASH_INFERENCE_THREADS: z.coerce.number().int().positive().default(2),
+    FLASH_INFERENCE_THREADS: z.coerce.number().int().positive().default(1),
+    FLASH_MAX_PREDICT_INPUTS: z.coerce.number().int().positive().default(64),
+    FLASH_MAX_IMAGE_MB: z.coerce.number().positive().default(10),
     FLASH_BATCH_MAX: z.coerce.number().int().positive().default(16),
     FLASH_BATCH_WAIT_MS: z.coerce.number().min(0).max(100).default(2),
     AWS_REGION: z.string().min(1).optional(),
@@ -150,8 +152,12 @@ export interface ModelsConfig {
 export interface InferenceConfig {
   /** Model sessions kept open (LRU). Default `8`. */
   maxLoadedModels: number;
-  /** onnxruntime threads per inference. Default `2`. */
+  /** onnxruntime threads per inference. Default `1`: one core for inference, one for the rest. */
   threads: number;
+  /** Most images or texts one prediction request may carry. Default `64`. */
+  maxInputsPerRequest: number;
+  /** Largest image a prediction takes, in bytes. Default 10 MiB. */
+  maxImageBytes: number;
   /** Most inputs one coalesced run takes. Default `16`. */
   maxBatchSize: number;
   /** How long a prediction waits for others to share its run, in milliseconds; `0` turns coalescing off. Default `2`. */
@@ -277,6 +283,8 @@ export function loadConfig(
     inference: {
       maxLoadedModels: e.FLASH_MAX_LOADED_MODELS,
       threads: e.FLASH_INFERENCE_THREADS,
+      maxInputsPerRequest: e.FLASH_MAX_PREDICT_INPUTS,
+      maxImageBytes: Math.round(e.FLASH_MAX_IMAGE_MB * MIB),
       maxBatchSize: e.FLASH_BATCH_MAX,
       batchWaitMillis: e.FLASH_BATCH_WAIT_MS,
       ...overrides.inference,

@@ -12,6 +12,8 @@ export enum ErrorCode {
   MODEL_TRAINING = 'MODEL_TRAINING',
   /** The model existed and was deleted by cleanup after its time to live. */
   MODEL_EXPIRED = 'MODEL_EXPIRED',
+  /** The model exists but cannot answer predictions (`extensions.reason` says why). */
+  MODEL_NOT_SERVABLE = 'MODEL_NOT_SERVABLE',
   MAINTENANCE = 'MAINTENANCE',
   /** The training queue is full (or, with no queue, a job is running). */
   SERVER_BUSY = 'SERVER_BUSY',

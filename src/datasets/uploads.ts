@@ -60,3 +60,26 @@ export async function saveUpload(
   }
   return bytes;
 }
+
+/**
+ * Reads a small upload (one image to classify) into memory, stopping as soon as it passes
+ * `maxBytes`; the same checks as `saveUpload`.
+ */
+export async function readUpload(upload: UploadedFile, options: SaveUploadOptions): Promise<Buffer> {
+  const source = upload.createReadStream();
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of source) {
+    bytes += (chunk as Buffer).length;
+    if (bytes > options.maxBytes) {
+      (source as Readable).destroy();
+      throw options.tooLarge();
+    }
+    chunks.push(chunk as Buffer);
+  }
+  if ((source as { truncated?: unknown }).truncated === true) throw options.tooLarge();
+  if (bytes === 0) {
+    throw new BadUserInputError(`${options.field}: ${quote(uploadName(upload))} is empty`, options.field);
+  }
+  return Buffer.concat(chunks);
+}

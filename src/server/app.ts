@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
@@ -20,6 +21,8 @@ import { WebSocketServer } from 'ws';
 import type { Context, Services } from '../../resolvers/context';
 import { type Config, type ConfigOverrides, loadConfig } from '../config';
 import { DocumentLoader, DocumentStore } from '../documents';
+import { InferenceEngine } from '../inference';
+import { PredictionService } from '../inference/prediction.service';
 import { createPlatformPubSub } from '../events/pubsub';
 import { CleanupService } from '../cleanup/cleanup.service';
 import { DownloadService } from '../models/download.service';
@@ -105,8 +108,35 @@ export function buildApp(options: AppOptions = {}): App {
     logger,
   });
   const cleanup = new CleanupService(documents, models, config.models.cleanupIntervalMillis, logger);
+  const engine = new InferenceEngine(
+    store,
+    {
+      cacheDir: path.join(config.training.workDir, 'inference'),
+      maxLoadedModels: config.inference.maxLoadedModels,
+      intraOpThreads: config.inference.threads,
+      maxBatchSize: config.inference.maxBatchSize,
+      batchWaitMillis: config.inference.batchWaitMillis,
+      imageSize: config.training.imageSize,
+      maxImagePixels: config.datasets.maxImagePixels,
+    },
+    logger.child({ component: 'inference' }),
+  );
+  const predictions = new PredictionService(models, engine, config.inference);
+  // A deleted or expired model's session goes at once, rather than when the LRU pushes it out.
+  const removals = pubsub.subscribe('MODEL_REMOVED')[Symbol.asyncIterator]();
+  const forgetting = (async () => {
+    for (let next = await removals.next(); !next.done; next = await removals.next()) {
+      await engine.evict(next.value).catch(() => undefined);
+    }
+  })();
   // Made in start(), once the admin key (from which the download signing key derives) is known.
   let services: Services | undefined;
+
+  async function closeInference(): Promise<void> {
+    await removals.return?.();
+    await forgetting;
+    await engine.close();
+  }
 
   let state: AppState = { state: 'idle' };
   let httpServer: Server | undefined;
@@ -129,6 +159,7 @@ export function buildApp(options: AppOptions = {}): App {
       cleanup.stop();
       await apollo?.stop().catch(() => undefined);
       await supervisor.stop();
+      await closeInference();
       httpServer?.close();
       await store.close();
       state = { state: 'stopped' };
@@ -142,7 +173,7 @@ export function buildApp(options: AppOptions = {}): App {
       signingKey: deriveKey(adminKey.key, 'flash download links'),
       ttlSeconds: config.models.downloadTtlSeconds,
     });
-    services = { platform, models, training, cleanup, downloads };
+    services = { platform, models, training, cleanup, downloads, predictions };
     await documents.initialize();
     supervisor.start();
     cleanup.start();
@@ -248,6 +279,7 @@ export function buildApp(options: AppOptions = {}): App {
         cleanup.stop();
         await apollo?.stop();
         await supervisor.stop();
+        await closeInference();
         await store.close();
         state = { state: 'stopped' };
         logger.info('Flash API stopped');

@@ -1,0 +1,9 @@
+export {
+  DEFAULT_INFERENCE_OPTIONS,
+  type DeployedModelRef,
+  InferenceEngine,
+  type InferenceOptions,
+  type InferenceStats,
+} from './inference.engine';
+export { ModelNotServableError, type NotServableReason } from './errors';
+export { DEFAULT_TOP_K, type LabelProbability, type Prediction } from './prediction';

@@ -1,0 +1,189 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+import sharp from 'sharp';
+
+import { DocumentStore, INFERENCE, STATUS } from '../src/documents';
+import { FsStore } from '../src/store';
+import { startTestServer, type TestServer } from './helpers/server';
+import { deployModel, type TrainedModel, trainImageModel, trainTextModel } from './helpers/trained-models';
+import { multipart } from './helpers/training';
+
+jest.setTimeout(120_000);
+
+const IMAGE = 'imageClassification-colours-predictiontest01';
+const TEXT = 'textClassification-reviews-predictiontest01';
+const PREDICTION = 'label probability top { label probability }';
+
+type Prediction = { label: string; probability: number; top: { label: string; probability: number }[] };
+const codes = (response: { errors?: { extensions?: { code?: string } }[] }) =>
+  response.errors?.map((error) => error.extensions?.code);
+
+let scratch: string;
+let server: TestServer;
+let imageModel: TrainedModel<Buffer>;
+let textModel: TrainedModel<string>;
+
+beforeAll(async () => {
+  scratch = mkdtempSync(path.join(tmpdir(), 'flash-predictions-'));
+  [imageModel, textModel] = await Promise.all([
+    trainImageModel(path.join(scratch, 'image')),
+    trainTextModel(path.join(scratch, 'text')),
+  ]);
+  server = await startTestServer();
+  const store = new FsStore(server.dataDir);
+  const entries = {
+    [IMAGE]: await deployModel(store, IMAGE, imageModel, 'imageclassification'),
+    [TEXT]: await deployModel(store, TEXT, textModel, 'textclassification'),
+  };
+  await new DocumentStore(store).update(INFERENCE, (inference) => ({ ...inference, ...entries }));
+});
+
+afterAll(async () => {
+  await server.stop();
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+function expectWellFormed(prediction: Prediction | undefined, classes: string[]): void {
+  expect(prediction).toBeDefined();
+  const { label, probability, top } = prediction as Prediction;
+  expect(classes).toContain(label);
+  expect(top[0]).toEqual({ label, probability });
+  expect(top.map((entry) => entry.label).sort()).toEqual([...classes].sort());
+  expect(top.reduce((sum, entry) => sum + entry.probability, 0)).toBeCloseTo(1, 5);
+  for (let i = 1; i < top.length; i++) expect(top[i - 1]!.probability).toBeGreaterThanOrEqual(top[i]!.probability);
+}
+
+const classifyUpload = (token: string, content: Buffer, filename = 'photo.png', topK?: number) =>
+  multipart<{ classifyImage: Prediction }>(
+    server,
+    `mutation($t: ID!, $i: Upload, $k: Int) { classifyImage(token: $t, image: $i, topK: $k) { ${PREDICTION} } }`,
+    { t: token, i: null, k: topK ?? null },
+    [{ path: 'variables.i', filename, content }],
+  );
+
+describe('image predictions', () => {
+  it('classify an uploaded image with probabilities that sum to 1', async () => {
+    const response = await classifyUpload(IMAGE, imageModel.sources[0]!.input);
+    expect(response.errors).toBeUndefined();
+    expectWellFormed(response.data?.classifyImage, imageModel.classes);
+  });
+
+  it('give the same answer for the image sent as base64, and as JPEG', async () => {
+    const source = imageModel.sources.at(-1)!.input;
+    const uploaded = (await classifyUpload(IMAGE, source)).data?.classifyImage;
+    const base64 = await server.graphql<{ classifyImage: Prediction }>(
+      `mutation($t: ID!, $b: String) { classifyImage(token: $t, imageBase64: $b) { ${PREDICTION} } }`,
+      { variables: { t: IMAGE, b: source.toString('base64') } },
+    );
+    expect(base64.data?.classifyImage).toEqual(uploaded);
+    const jpeg = await classifyUpload(IMAGE, await sharp(source).jpeg({ quality: 95 }).toBuffer(), 'photo.jpg');
+    expect(jpeg.data?.classifyImage.label).toBe(uploaded?.label);
+  });
+
+  it('classify several images in order', async () => {
+    const sources = imageModel.sources.slice(0, 4);
+    const response = await multipart<{ classifyImages: Prediction[] }>(
+      server,
+      `mutation($t: ID!, $i: [Upload!]!) { classifyImages(token: $t, images: $i) { ${PREDICTION} } }`,
+      { t: IMAGE, i: sources.map(() => null) },
+      sources.map((source, i) => ({ path: `variables.i.${i}`, filename: `${i}.png`, content: source.input })),
+    );
+    expect(response.data?.classifyImages).toHaveLength(4);
+    for (const [i, prediction] of (response.data?.classifyImages ?? []).entries()) {
+      expectWellFormed(prediction, imageModel.classes);
+      const single = (await classifyUpload(IMAGE, sources[i]!.input)).data?.classifyImage;
+      expect(prediction.label).toBe(single?.label);
+      expect(prediction.probability).toBeCloseTo(single?.probability ?? -1, 5);
+    }
+  });
+
+  it('keep answering status while many predictions run', async () => {
+    const batch = Array.from({ length: 16 }, (_, i) => imageModel.sources[i % imageModel.sources.length]!.input);
+    const predictions = Promise.all(
+      Array.from({ length: 12 }, () =>
+        multipart(
+          server,
+          `mutation($t: ID!, $i: [Upload!]!) { classifyImages(token: $t, images: $i) { label } }`,
+          { t: IMAGE, i: batch.map(() => null) },
+          batch.map((content, i) => ({ path: `variables.i.${i}`, filename: `${i}.png`, content })),
+        ),
+      ),
+    ).then(() => Date.now());
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const status = await server.graphql('{ status { status } }');
+    const answeredAt = Date.now();
+    expect(status.data).toEqual({ status: { status: 'SLEEPING' } });
+    expect(answeredAt).toBeLessThan(await predictions);
+  });
+
+  it('refuse what is not an image, an empty file, and topK out of range', async () => {
+    const notImage = await classifyUpload(IMAGE, Buffer.from('plain text, not pixels'), 'fake.png');
+    expect(codes(notImage)).toEqual(['BAD_USER_INPUT']);
+    expect(codes(await classifyUpload(IMAGE, Buffer.alloc(0)))).toEqual(['BAD_USER_INPUT']);
+    expect(codes(await classifyUpload(IMAGE, imageModel.sources[0]!.input, 'a.png', 3))).toEqual(['BAD_USER_INPUT']);
+    expect(codes(await classifyUpload(IMAGE, imageModel.sources[0]!.input, 'a.png', 0))).toEqual(['BAD_USER_INPUT']);
+    const neither = await server.graphql(`mutation { classifyImage(token: "${IMAGE}") { label } }`);
+    expect(codes(neither)).toEqual(['BAD_USER_INPUT']);
+  });
+});
+
+describe('text predictions', () => {
+  it('classify texts, one or several, with top-k', async () => {
+    const one = await server.graphql<{ classifyText: Prediction }>(
+      `mutation($t: ID!) { classifyText(token: $t, text: "a wonderful film, truly great", topK: 1) { ${PREDICTION} } }`,
+      { variables: { t: TEXT } },
+    );
+    expect(one.data?.classifyText.top).toHaveLength(1);
+    expect(textModel.classes).toContain(one.data?.classifyText.label);
+
+    const several = await server.graphql<{ classifyTexts: Prediction[] }>(
+      `mutation($t: ID!, $x: [String!]!) { classifyTexts(token: $t, texts: $x) { ${PREDICTION} } }`,
+      { variables: { t: TEXT, x: ['a terrible film, truly boring', 'love it', 'never seen words zyx'] } },
+    );
+    expect(several.data?.classifyTexts).toHaveLength(3);
+    for (const prediction of several.data?.classifyTexts ?? []) expectWellFormed(prediction, textModel.classes);
+  });
+
+  it('refuse an empty text, and a text model asked for an image', async () => {
+    const empty = await server.graphql(`mutation { classifyText(token: "${TEXT}", text: "   ") { label } }`);
+    expect(codes(empty)).toEqual(['BAD_USER_INPUT']);
+    expect(codes(await classifyUpload(TEXT, imageModel.sources[0]!.input))).toEqual(['BAD_USER_INPUT']);
+  });
+});
+
+describe('unknown and unavailable models', () => {
+  it('answer MODEL_NOT_FOUND, and MODEL_TRAINING for the job being trained', async () => {
+    const unknown = await server.graphql(`mutation { classifyText(token: "textClassification-x-nope", text: "hi") { label } }`);
+    expect(codes(unknown)).toEqual(['MODEL_NOT_FOUND']);
+
+    const documents = new DocumentStore(new FsStore(server.dataDir));
+    const running = 'textClassification-running-now1';
+    await documents.update(STATUS, (status) => ({
+      ...status,
+      status: 'active' as const,
+      token: running,
+      task_type: 'textclassification' as const,
+    }));
+    try {
+      const training = await server.graphql(`mutation { classifyText(token: "${running}", text: "hi") { label } }`);
+      expect(codes(training)).toEqual(['MODEL_TRAINING']);
+    } finally {
+      await documents.update(STATUS, (status) => ({ ...status, status: 'sleeping' as const, token: '', task_type: '' as const }));
+    }
+  });
+
+  it('answer MODEL_NOT_SERVABLE for a model whose ONNX file is damaged, and keep serving others', async () => {
+    const broken = 'imageClassification-broken-predictiontest';
+    const store = new FsStore(server.dataDir);
+    const entry = await deployModel(store, broken, imageModel, 'imageclassification');
+    writeFileSync(path.join(server.dataDir, entry.model_filename_onnx as string), 'not an onnx model');
+    await new DocumentStore(store).update(INFERENCE, (inference) => ({ ...inference, [broken]: entry }));
+
+    const response = await classifyUpload(broken, imageModel.sources[0]!.input);
+    expect(codes(response)).toEqual(['MODEL_NOT_SERVABLE']);
+    expect(JSON.stringify(response)).not.toMatch(/onnx|protobuf|ort/i);
+    expect((await classifyUpload(IMAGE, imageModel.sources[0]!.input)).errors).toBeUndefined();
+  });
+});
