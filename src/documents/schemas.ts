@@ -76,6 +76,13 @@ export type InferenceEntry = z.infer<typeof inferenceEntrySchema>;
 export const inferenceSchema = z.record(z.string(), inferenceEntrySchema);
 export type InferenceDocument = z.infer<typeof inferenceSchema>;
 
+export const IMAGE_MODELS = ['resnet18', 'resnet34', 'mobilenet v2'] as const;
+export const TEXT_MODELS = ['lstm', 'gru'] as const;
+export type ModelName = (typeof IMAGE_MODELS)[number] | (typeof TEXT_MODELS)[number];
+
+/** `data_split`: train and validation percentages, `"70 : 30"` (spaces optional). */
+export const DATA_SPLIT_PATTERN = /^\s*(\d{1,2})\s*:\s*(\d{1,2})\s*$/;
+
 const positive = z.number().positive();
 const positiveInt = z.number().int().positive();
 
@@ -89,10 +96,13 @@ export const trainingSchema = z.looseObject({
   batch_size: positiveInt,
   epochs: positiveInt,
   /** Train and validation percentages, written `"70 : 30"`. */
-  data_split: z.string().regex(/^\s*\d{1,2}\s*:\s*\d{1,2}\s*$/, 'expected a split such as "70 : 30"'),
-  /** Class name → base64 images for image jobs; the base64 CSV for text jobs. */
+  data_split: z.string().regex(DATA_SPLIT_PATTERN, 'expected a split such as "70 : 30"'),
+  /**
+   * Class name → base64 items: the image files, or for text jobs the UTF-8 texts. (A single
+   * string is read too, as buckets of other writers may hold one, but never written.)
+   */
   dataset: z.union([z.record(z.string(), z.array(z.string())), z.string()]),
-  model: z.enum(['resnet18', 'resnet34', 'mobilenet v2', 'lstm', 'gru']),
+  model: z.enum([...IMAGE_MODELS, ...TEXT_MODELS]),
   pretrain_dataset: z.enum(['imagenet', 'scratch']).optional(),
   reduce_lr_on_plateau: z.union([
     z.literal(false),

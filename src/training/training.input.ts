@@ -1,11 +1,7 @@
 import { z } from 'zod';
 
-import type { TaskTypeValue } from '../documents';
+import { DATA_SPLIT_PATTERN, IMAGE_MODELS, type ModelName, type TaskTypeValue, TEXT_MODELS } from '../documents';
 import { BadUserInputError } from '../errors';
-
-export const IMAGE_MODELS = ['resnet18', 'resnet34', 'mobilenet v2'] as const;
-export const TEXT_MODELS = ['lstm', 'gru'] as const;
-export type ModelName = (typeof IMAGE_MODELS)[number] | (typeof TEXT_MODELS)[number];
 
 /** A training request as the API takes it, before validation. */
 export interface TrainingRequest {
@@ -48,7 +44,6 @@ export interface ValidatedTraining {
 }
 
 const TASK_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9 -]{0,48}[A-Za-z0-9])?$/;
-const DATA_SPLIT = /^\s*(\d{1,2})\s*:\s*(\d{1,2})\s*$/;
 
 function requestSchema({ maxEpochs, maxBatchSize }: TrainingLimits) {
   const fraction = (name: string) =>
@@ -77,7 +72,7 @@ function requestSchema({ maxEpochs, maxBatchSize }: TrainingLimits) {
         .int('must be a whole number')
         .refine((value) => value >= 1 && value <= maxEpochs, `must be between 1 and ${maxEpochs}`),
       dataSplit: z.string().transform((value, ctx) => {
-        const match = DATA_SPLIT.exec(value);
+        const match = DATA_SPLIT_PATTERN.exec(value);
         const train = Number(match?.[1]);
         const validation = Number(match?.[2]);
         if (!match || train + validation !== 100 || validation < 5 || validation > 50) {
