@@ -41,14 +41,8 @@ export class FsStore implements ObjectStore {
   }
 
   async get(key: string): Promise<StoredObject | null> {
-    const file = this.resolve(key);
-    let handle: fs.FileHandle;
-    try {
-      handle = await fs.open(file, constants.O_RDONLY);
-    } catch (error) {
-      if (isMissing(error)) return null;
-      throw error;
-    }
+    const handle = await this.openIfPresent(key);
+    if (!handle) return null;
     try {
       const stat = await handle.stat({ bigint: true });
       if (!stat.isFile()) return null;
@@ -110,14 +104,8 @@ export class FsStore implements ObjectStore {
   }
 
   async openRead(key: string): Promise<{ stream: Readable; size: number } | null> {
-    const file = this.resolve(key);
-    let handle: fs.FileHandle;
-    try {
-      handle = await fs.open(file, constants.O_RDONLY);
-    } catch (error) {
-      if (isMissing(error)) return null;
-      throw error;
-    }
+    const handle = await this.openIfPresent(key);
+    if (!handle) return null;
     const { size } = await handle.stat();
     // The stream owns the descriptor: a rename over the file cannot change what it reads.
     return { stream: handle.createReadStream(), size };
@@ -191,6 +179,16 @@ export class FsStore implements ObjectStore {
   private async currentTag(file: string): Promise<string | null> {
     try {
       return versionTag(await fs.stat(file, { bigint: true }));
+    } catch (error) {
+      if (isMissing(error)) return null;
+      throw error;
+    }
+  }
+
+  /** The object's file opened for reading, or `null` when there is none. */
+  private async openIfPresent(key: string): Promise<fs.FileHandle | null> {
+    try {
+      return await fs.open(this.resolve(key), constants.O_RDONLY);
     } catch (error) {
       if (isMissing(error)) return null;
       throw error;
