@@ -3,7 +3,6 @@ import { GraphQLUpload } from 'graphql-upload-minimal';
 import { Arg, Ctx, ID, Int, Mutation, Resolver } from 'type-graphql';
 
 import { Prediction } from '../schema/prediction.type';
-import { BadUserInputError } from '../src/errors';
 import type { Context } from './context';
 
 const TOP_K = { nullable: true, description: 'How many classes `top` lists (1 to the number of classes; default 5).' };
@@ -18,12 +17,7 @@ export class PredictionResolver {
     @Arg('topK', () => Int, TOP_K) topK: number | null,
     @Ctx() { services, documents }: Context,
   ): Promise<Prediction> {
-    if (Boolean(image) === Boolean(imageBase64)) {
-      throw new BadUserInputError('Send the image either as "image" or as "imageBase64".', 'image');
-    }
-    const input = image ? { upload: image } : { base64: imageBase64 as string };
-    const [prediction] = await services.predictions.classifyImages(token, [input], topK ?? undefined, documents);
-    return prediction as Prediction;
+    return services.predictions.classifyImage(token, { image, imageBase64 }, topK ?? undefined, documents);
   }
 
   @Mutation(() => [Prediction], { description: 'Classifies several images, in order.' })
@@ -33,8 +27,7 @@ export class PredictionResolver {
     @Arg('topK', () => Int, TOP_K) topK: number | null,
     @Ctx() { services, documents }: Context,
   ): Promise<Prediction[]> {
-    const inputs = images.map((upload) => ({ upload }));
-    return services.predictions.classifyImages(token, inputs, topK ?? undefined, documents);
+    return services.predictions.classifyImages(token, images, topK ?? undefined, documents);
   }
 
   @Mutation(() => Prediction, { description: 'Classifies one text.' })
@@ -44,8 +37,7 @@ export class PredictionResolver {
     @Arg('topK', () => Int, TOP_K) topK: number | null,
     @Ctx() { services, documents }: Context,
   ): Promise<Prediction> {
-    const [prediction] = await services.predictions.classifyTexts(token, [text], topK ?? undefined, documents);
-    return prediction as Prediction;
+    return services.predictions.classifyText(token, text, topK ?? undefined, documents);
   }
 
   @Mutation(() => [Prediction], { description: 'Classifies several texts, in order.' })

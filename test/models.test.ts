@@ -1,10 +1,10 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { DocumentStore, formatCreated, INFERENCE } from '../src/documents';
-import { FsStore, S3Store } from '../src/store';
+import { FsStore, type PutOptions, S3Store } from '../src/store';
 import { startS3Server } from './helpers/s3';
-import { ADMIN_KEY, startTestServer, type TestServer, type TestServerOptions } from './helpers/server';
+import { ADMIN_KEY, makeDataDir, startTestServer, type TestServer, type TestServerOptions } from './helpers/server';
 
 const HOUR = 3_600_000;
 const codes = (response: { errors?: { extensions?: { code?: string } }[] }) =>
@@ -60,6 +60,31 @@ function jobRecord(token: string) {
     attempts: 1,
     cancel_requested: false,
   };
+}
+
+/**
+ * An fs store where another writer deploys a model right when cleanup is about to write
+ * `inference.json`: cleanup's compare-and-swap must fail, re-read and keep the new model.
+ */
+class DeployDuringCleanupStore extends FsStore {
+  deployed = false;
+  private readonly other: DocumentStore;
+
+  constructor(folder: string) {
+    super(folder);
+    this.other = new DocumentStore(new FsStore(folder));
+  }
+
+  override async put(key: string, body: Buffer, options: PutOptions = {}) {
+    if (key === 'inference.json' && options.ifMatch && !this.deployed) {
+      this.deployed = true;
+      await this.other.update(INFERENCE, (inference) => ({
+        ...inference,
+        'imageClassification-new-5555': { ...inference['imageClassification-fresh-4444']!, created: formatCreated(new Date()) },
+      }));
+    }
+    return super.put(key, body, options);
+  }
 }
 
 async function serverWith(models: SeedModel[], options: TestServerOptions = {}): Promise<TestServer> {
@@ -262,6 +287,7 @@ describe('model expiry', () => {
         '{ models { token createdAt expiresAt } }',
         { key: ADMIN_KEY },
       );
+      expect(response.data?.models).toHaveLength(4);
       for (const model of response.data?.models ?? []) {
         if (model.token === 'imageClassification-pinned-3333') expect(model.expiresAt).toBeNull();
         else expect(Date.parse(model.expiresAt ?? '') - Date.parse(model.createdAt)).toBe(2 * HOUR);
@@ -289,25 +315,22 @@ describe('model expiry', () => {
     }
   });
 
-  it('never loses a model deployed while it runs', async () => {
-    const server = await serverWith(models);
+  it('never loses a model deployed between its read and its write', async () => {
+    const dataDir = makeDataDir();
+    seedModels(dataDir, models);
+    const store = new DeployDuringCleanupStore(dataDir);
+    const server = await startTestServer({ dataDir, store });
     try {
-      const documents = new DocumentStore(new FsStore(server.dataDir));
-      const fresh = { ...readJson(server, 'inference.json')['imageClassification-fresh-4444'] };
-      const deploys = Array.from({ length: 5 }, (_, i) =>
-        documents.update(INFERENCE, (inference) => ({ ...inference, [`imageClassification-new-${i}`]: fresh })),
-      );
-      const [cleanup] = await Promise.all([
-        server.graphql<{ runCleanup: string[] }>('mutation { runCleanup }', { key: ADMIN_KEY }),
-        ...deploys,
-      ]);
+      const cleanup = await server.graphql<{ runCleanup: string[] }>('mutation { runCleanup }', { key: ADMIN_KEY });
+      expect(store.deployed).toBe(true);
       expect(cleanup.data?.runCleanup).toHaveLength(3);
       expect(Object.keys(readJson(server, 'inference.json')).sort()).toEqual([
         'imageClassification-fresh-4444',
-        ...Array.from({ length: 5 }, (_, i) => `imageClassification-new-${i}`),
+        'imageClassification-new-5555',
       ]);
     } finally {
       await server.stop();
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 });

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -6,7 +6,7 @@ import sharp from 'sharp';
 
 import { DocumentStore, INFERENCE, STATUS } from '../src/documents';
 import { FsStore } from '../src/store';
-import { startTestServer, type TestServer } from './helpers/server';
+import { ADMIN_KEY, startTestServer, type TestServer } from './helpers/server';
 import { deployModel, type TrainedModel, trainImageModel, trainTextModel } from './helpers/trained-models';
 import { multipart } from './helpers/training';
 
@@ -153,10 +153,62 @@ describe('text predictions', () => {
   });
 });
 
+describe('request limits', () => {
+  it('refuse an image over the size limit, as upload or base64, and keep the connection usable', async () => {
+    const small = await startTestServer({ config: { inference: { maxImageBytes: 2048, maxInputsPerRequest: 2 } } });
+    try {
+      const store = new FsStore(small.dataDir);
+      const entry = await deployModel(store, IMAGE, imageModel, 'imageclassification');
+      await new DocumentStore(store).update(INFERENCE, (inference) => ({ ...inference, [IMAGE]: entry }));
+      const big = await sharp({ create: { width: 300, height: 300, channels: 3, background: '#808080' } })
+        .png({ compressionLevel: 0 })
+        .toBuffer();
+
+      const upload = await multipart(
+        small,
+        `mutation($t: ID!, $i: Upload) { classifyImage(token: $t, image: $i) { label } }`,
+        { t: IMAGE, i: null },
+        [{ path: 'variables.i', filename: 'big.png', content: big }],
+      );
+      expect(codes(upload)).toEqual(['BAD_USER_INPUT']);
+      expect(upload.errors?.[0]?.extensions?.field).toBe('image');
+
+      const base64 = await small.graphql(`mutation($t: ID!, $b: String) { classifyImage(token: $t, imageBase64: $b) { label } }`, {
+        variables: { t: IMAGE, b: big.toString('base64') },
+      });
+      expect(codes(base64)).toEqual(['BAD_USER_INPUT']);
+      expect(base64.errors?.[0]?.extensions?.field).toBe('imageBase64');
+
+      const many = await small.graphql(`mutation($t: ID!, $x: [String!]!) { classifyTexts(token: $t, texts: $x) { label } }`, {
+        variables: { t: TEXT, x: ['a', 'b', 'c'] },
+      });
+      expect(codes(many)).toEqual(['BAD_USER_INPUT']);
+      expect((await small.graphql('{ status { status } }')).data).toEqual({ status: { status: 'SLEEPING' } });
+    } finally {
+      await small.stop();
+    }
+  });
+
+  it('answer a body over the server limit with a JSON error, not a stack trace', async () => {
+    const response = await fetch(server.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ status { status } }', variables: { pad: 'x'.repeat(20 * 1024 * 1024) } }),
+    });
+    expect(response.status).toBe(413);
+    const body = (await response.json()) as { errors: { extensions: { code: string } }[] };
+    expect(body.errors[0].extensions.code).toBe('BAD_REQUEST');
+    expect(JSON.stringify(body)).not.toMatch(/at .*node_modules/);
+  });
+});
+
 describe('unknown and unavailable models', () => {
   it('answer MODEL_NOT_FOUND, and MODEL_TRAINING for the job being trained', async () => {
     const unknown = await server.graphql(`mutation { classifyText(token: "textClassification-x-nope", text: "hi") { label } }`);
     expect(codes(unknown)).toEqual(['MODEL_NOT_FOUND']);
+    expect(codes(await classifyUpload('imageClassification-x-nope', imageModel.sources[0]!.input))).toEqual([
+      'MODEL_NOT_FOUND',
+    ]);
 
     const documents = new DocumentStore(new FsStore(server.dataDir));
     const running = 'textClassification-running-now1';
@@ -186,4 +238,46 @@ describe('unknown and unavailable models', () => {
     expect(JSON.stringify(response)).not.toMatch(/onnx|protobuf|ort/i);
     expect((await classifyUpload(IMAGE, imageModel.sources[0]!.input)).errors).toBeUndefined();
   });
+
+  it('answer MODEL_EXPIRED once cleanup deleted a model, and free it', async () => {
+    const expiring = 'textClassification-expiring-predictiontest';
+    const store = new FsStore(server.dataDir);
+    const documents = new DocumentStore(store);
+    const entry = { ...(await deployModel(store, expiring, textModel, 'textclassification')), created: '01-01-21 00:00' };
+    await documents.update(INFERENCE, (inference) => ({ ...inference, [expiring]: entry }));
+    mkdirSync(path.join(server.dataDir, 'training', 'jobs', expiring), { recursive: true });
+    writeFileSync(
+      path.join(server.dataDir, 'training', 'jobs', expiring, 'job.json'),
+      JSON.stringify(jobRecord(expiring)),
+    );
+    const classify = `mutation { classifyText(token: "${expiring}", text: "great") { label } }`;
+    expect((await server.graphql(classify)).errors).toBeUndefined();
+
+    const cleanup = await server.graphql<{ runCleanup: string[] }>('mutation { runCleanup }', { key: ADMIN_KEY });
+    expect(cleanup.data?.runCleanup).toContain(expiring);
+    expect(codes(await server.graphql(classify))).toEqual(['MODEL_EXPIRED']);
+    const download = await server.graphql(`mutation { downloadModel(token: "${expiring}", format: ONNX) { url } }`);
+    expect(codes(download)).toEqual(['MODEL_EXPIRED']);
+  });
 });
+
+function jobRecord(token: string) {
+  const at = new Date(0).toISOString();
+  return {
+    token,
+    task_type: 'textclassification',
+    task_name: 'expiring',
+    model: 'gru',
+    state: 'DEPLOYED',
+    epochs: 1,
+    history: [],
+    error: null,
+    submitted_at: at,
+    started_at: at,
+    finished_at: at,
+    worker: null,
+    heartbeat_at: null,
+    attempts: 1,
+    cancel_requested: false,
+  };
+}

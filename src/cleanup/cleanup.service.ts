@@ -11,6 +11,7 @@ import type { ModelService } from '../models/model.service';
  */
 export class CleanupService {
   private job: Cron | undefined;
+  private running: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly documents: DocumentStore,
@@ -20,16 +21,27 @@ export class CleanupService {
   ) {}
 
   start(): void {
-    // croner's `interval` runs the job every N seconds; `protect` skips a run while one is busy.
+    // croner's `interval` spaces runs N seconds apart after the first, which would come at once:
+    // `startAt` puts the first one an interval away too. `protect` skips a run while one is busy.
     this.job = new Cron(
       '* * * * * *',
-      { interval: Math.max(1, Math.round(this.intervalMillis / 1000)), protect: true, unref: true },
-      () => this.scheduledRun(),
+      {
+        interval: Math.max(1, Math.round(this.intervalMillis / 1000)),
+        startAt: new Date(Date.now() + this.intervalMillis),
+        protect: true,
+        unref: true,
+      },
+      () => {
+        this.running = this.scheduledRun();
+        return this.running;
+      },
     );
   }
 
-  stop(): void {
+  /** Stops the schedule and waits for a run in progress. */
+  async stop(): Promise<void> {
     this.job?.stop();
+    await this.running;
   }
 
   /** Deletes the expired models now, whatever `cleanup.json` says; returns their tokens. */

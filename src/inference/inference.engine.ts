@@ -206,14 +206,22 @@ export class InferenceEngine {
     });
   }
 
-  /** Classifies each image (any format sharp decodes) exactly as validation saw it during training. */
-  async classifyImages(model: DeployedModelRef, images: readonly Buffer[], topK?: number): Promise<Prediction[]> {
+  /**
+   * Classifies each image (any format sharp decodes) exactly as validation saw it during
+   * training. `field` names the argument the images came in, for error messages.
+   */
+  async classifyImages(
+    model: DeployedModelRef,
+    images: readonly Buffer[],
+    topK?: number,
+    field = 'images',
+  ): Promise<Prediction[]> {
     assertTask(model, 'imageclassification');
     return this.using(model, async (loaded) => {
       if (loaded.kind !== 'image') throw new Error('An image model loaded as a text model');
       const k = resolveTopK(topK, loaded.classes.length);
       const crops = await mapLimit(images, DECODE_CONCURRENCY, (image, index) =>
-        this.crop(image, loaded.imageSize, describe('Image', index, images.length)),
+        this.crop(image, loaded.imageSize, describe('Image', index, images.length), field),
       );
       const logits = await this.infer(loaded.batcher, crops);
       return logits.map((row) => toPrediction(row, loaded.classes, k));
@@ -221,13 +229,18 @@ export class InferenceEngine {
   }
 
   /** Classifies each text, tokenized by the vocabulary the model was trained with. */
-  async classifyTexts(model: DeployedModelRef, texts: readonly string[], topK?: number): Promise<Prediction[]> {
+  async classifyTexts(
+    model: DeployedModelRef,
+    texts: readonly string[],
+    topK?: number,
+    field = 'texts',
+  ): Promise<Prediction[]> {
     assertTask(model, 'textclassification');
     texts.forEach((text, index) => {
       const which = describe('Text', index, texts.length);
-      if (text.trim() === '') throw new BadUserInputError(`${which} is empty.`, 'texts');
+      if (text.trim() === '') throw new BadUserInputError(`${which} is empty.`, field);
       if (text.length > this.options.maxTextLength) {
-        throw new BadUserInputError(`${which} is longer than ${this.options.maxTextLength} characters.`, 'texts');
+        throw new BadUserInputError(`${which} is longer than ${this.options.maxTextLength} characters.`, field);
       }
     });
     return this.using(model, async (loaded) => {
@@ -506,13 +519,13 @@ export class InferenceEngine {
   }
 
   /** The prepared square's centre crop, as the trainer validated on; undecodable input is the user's. */
-  private async crop(image: Buffer, imageSize: number, which: string): Promise<Uint8Array> {
+  private async crop(image: Buffer, imageSize: number, which: string, field: string): Promise<Uint8Array> {
     try {
       const prepared = await prepareImage(image, { imageSize, maxInputPixels: this.options.maxImagePixels });
       return centerCrop(prepared, preparedSize(imageSize), imageSize);
     } catch (error) {
       if (error instanceof ImageDecodeError) {
-        throw new BadUserInputError(`${which} cannot be used: ${error.message}.`, 'images');
+        throw new BadUserInputError(`${which} cannot be used: ${error.message}.`, field);
       }
       throw error;
     }

@@ -29,7 +29,9 @@ export interface WireSessionOptions {
 export type WorkerRequest =
   | { id: number; op: 'load'; file: string; options: WireSessionOptions }
   | { id: number; op: 'run'; session: number; feeds: Record<string, WireTensor>; fetch: string }
-  | { id: number; op: 'release'; session: number };
+  | { id: number; op: 'release'; session: number }
+  /** Release every session and exit; sent by `close` once no request is pending. */
+  | { id: number; op: 'shutdown' };
 
 export interface LoadResult {
   session: number;

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 
 import type { Logger } from 'pino';
@@ -61,11 +62,25 @@ export class SessionHost {
     await this.call({ op: 'release', session }, []);
   }
 
-  /** Stops the worker (which frees every session); pending requests reject. */
-  async close(): Promise<void> {
+  /**
+   * Stops the worker once its pending requests are done: it releases its sessions and exits by
+   * itself. Terminating a worker while onnxruntime runs aborts the whole process, so
+   * `terminate()` is only the last resort for a worker that does not stop in time.
+   */
+  async close({ drainMillis = 30_000, exitMillis = 10_000 } = {}): Promise<void> {
     this.closed = true;
     const worker = this.worker;
-    if (worker) await worker.terminate();
+    if (!worker) return;
+    const deadline = Date.now() + drainMillis;
+    while (this.pending.size > 0 && Date.now() < deadline) await sleep(20);
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    worker.postMessage({ id: 0, op: 'shutdown' } satisfies WorkerRequest);
+    const timer = setTimeout(() => {
+      this.logger.warn('The inference worker did not stop in time; terminating it');
+      void worker.terminate();
+    }, exitMillis);
+    await exited;
+    clearTimeout(timer);
   }
 
   private call(request: Request, transfer: ArrayBuffer[]): Promise<unknown> {

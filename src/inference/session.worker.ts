@@ -23,6 +23,10 @@ const sessions = new Map<number, InferenceSession>();
 let nextSession = 1;
 
 port.on('message', (request: WorkerRequest) => {
+  if (request.op === 'shutdown') {
+    void shutdown();
+    return;
+  }
   handle(request).then(
     ({ result, transfer }) => reply({ id: request.id, ok: true, result }, transfer),
     (error: unknown) =>
@@ -39,7 +43,13 @@ interface Handled {
   transfer: ArrayBuffer[];
 }
 
-async function handle(request: WorkerRequest): Promise<Handled> {
+async function shutdown(): Promise<void> {
+  await Promise.all([...sessions.values()].map((session) => session.release().catch(() => undefined)));
+  sessions.clear();
+  port.close(); // nothing else keeps this thread alive: it exits
+}
+
+async function handle(request: Exclude<WorkerRequest, { op: 'shutdown' }>): Promise<Handled> {
   switch (request.op) {
     case 'load': {
       const session = await InferenceSession.create(request.file, request.options);

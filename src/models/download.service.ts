@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 
 import { AppError, BadUserInputError, ErrorCode } from '../errors';
 import type { ObjectStore } from '../store';
-import type { DeployedModel, ModelService } from './model.service';
+import { type DeployedModel, isModelFileKey, type ModelService } from './model.service';
 
 export type ModelFormat = 'pytorch' | 'onnx';
 
@@ -51,7 +51,7 @@ export class DownloadService {
     if (!model.entry.downloadable) throw new DownloadForbiddenError();
     const file: ModelFile = format === 'onnx' ? 'model.onnx' : 'model.pt';
     if (!keyOf(model, file)) {
-      throw new BadUserInputError('This model has no ONNX export; download it as PYTORCH.', 'format');
+      throw new BadUserInputError(`This model has no ${format === 'onnx' ? 'ONNX' : 'PyTorch'} file to download.`, 'format');
     }
     const expires = Math.floor(Date.now() / 1000) + this.options.ttlSeconds;
     const metadata = model.entry.metadata_filename;
@@ -78,7 +78,7 @@ export class DownloadService {
     const expected = this.sign(token, file, expires);
     const given = Buffer.from(signature, 'base64url');
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) return null;
-    const model = await this.models.deployed(token).catch(() => null);
+    const model = await this.models.deployed(token).catch(() => null); // gone since: refused like any other link
     const key = model?.entry.downloadable ? keyOf(model, file) : undefined;
     const object = key ? await this.store.openRead(key) : null;
     return object ? { ...object, filename: filenameOf(token, file) } : null;
@@ -107,14 +107,12 @@ function isModelFile(file: string): file is ModelFile {
 }
 
 function keyOf({ entry }: DeployedModel, file: ModelFile): string | undefined {
-  switch (file) {
-    case 'model.pt':
-      return entry.model_filename;
-    case 'model.onnx':
-      return entry.model_filename_onnx;
-    case 'metadata.json':
-      return entry.metadata_filename?.endsWith('.json') ? entry.metadata_filename : undefined;
-  }
+  const key = {
+    'model.pt': entry.model_filename,
+    'model.onnx': entry.model_filename_onnx,
+    'metadata.json': entry.metadata_filename?.endsWith('.json') ? entry.metadata_filename : undefined,
+  }[file];
+  return isModelFileKey(key) ? key : undefined;
 }
 
 function filenameOf(token: string, file: ModelFile): string {

@@ -52,8 +52,13 @@ export interface ModelPolicy {
   pinnedTokens: ReadonlySet<string>;
 }
 
-/** Where a model's files may live; keys elsewhere in an entry are never deleted. */
-const MODEL_PREFIXES = ['imageclassification/', 'textclassification/'];
+/**
+ * Where a model's files may live. A key an entry names elsewhere (a hand-edited entry pointing
+ * at `training/queue.json`, say) is never served nor deleted.
+ */
+export function isModelFileKey(key: string | undefined): key is string {
+  return typeof key === 'string' && (key.startsWith('imageclassification/') || key.startsWith('textclassification/'));
+}
 
 /** The models in `inference.json`: looking them up, their expiry, and their deletion. */
 export class ModelService {
@@ -146,9 +151,7 @@ export class ModelService {
       return next;
     });
     for (const { token, entry } of removed) {
-      const files = [entry.model_filename, entry.model_filename_onnx, entry.metadata_filename].filter(
-        (key): key is string => typeof key === 'string' && MODEL_PREFIXES.some((prefix) => key.startsWith(prefix)),
-      );
+      const files = [entry.model_filename, entry.model_filename_onnx, entry.metadata_filename].filter(isModelFileKey);
       await Promise.all(
         files.map((key) =>
           this.store.delete(key).catch((error: unknown) => this.logger.warn({ err: error, token }, 'Could not delete a model file')),

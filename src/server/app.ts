@@ -32,6 +32,7 @@ import { JobRepository } from '../training/job.repository';
 import { TrainingSupervisor } from '../training/supervisor';
 import { TrainingService } from '../training/training.service';
 import { createStore, type ObjectStore } from '../store';
+import { ErrorCode } from '../errors';
 import { UnreachableCaseError } from '../unreachable';
 import { type AdminKeySource, AdminKeyVerifier, deriveKey, resolveAdminKey } from './admin-key';
 import { bearerFrom } from './auth';
@@ -121,22 +122,9 @@ export function buildApp(options: AppOptions = {}): App {
     },
     logger.child({ component: 'inference' }),
   );
-  const predictions = new PredictionService(models, engine, config.inference);
-  // A deleted or expired model's session goes at once, rather than when the LRU pushes it out.
-  const removals = pubsub.subscribe('MODEL_REMOVED')[Symbol.asyncIterator]();
-  const forgetting = (async () => {
-    for (let next = await removals.next(); !next.done; next = await removals.next()) {
-      await engine.evict(next.value).catch(() => undefined);
-    }
-  })();
+  const predictions = new PredictionService(models, engine, pubsub, config.inference);
   // Made in start(), once the admin key (from which the download signing key derives) is known.
   let services: Services | undefined;
-
-  async function closeInference(): Promise<void> {
-    await removals.return?.();
-    await forgetting;
-    await engine.close();
-  }
 
   let state: AppState = { state: 'idle' };
   let httpServer: Server | undefined;
@@ -156,10 +144,10 @@ export function buildApp(options: AppOptions = {}): App {
       return await listen();
     } catch (error) {
       // Leave nothing half-open: a failed start releases what it took, and cannot be retried.
-      cleanup.stop();
+      await cleanup.stop();
       await apollo?.stop().catch(() => undefined);
       await supervisor.stop();
-      await closeInference();
+      await predictions.close();
       httpServer?.close();
       await store.close();
       state = { state: 'stopped' };
@@ -182,6 +170,7 @@ export function buildApp(options: AppOptions = {}): App {
 
     const app = express();
     app.disable('x-powered-by');
+    app.set('env', config.env);
     const server = createServer(app);
     httpServer = server;
 
@@ -237,17 +226,22 @@ export function buildApp(options: AppOptions = {}): App {
         res.status(503).json({ status: 'unavailable', store: store.kind });
       }
     });
+    // Room for one base64 image in the JSON body (4 characters per 3 bytes) besides the query.
+    const bodyLimit = Math.ceil((config.inference.maxImageBytes * 4) / 3) + 1024 * 1024;
     app.use(downloadsRouter(downloads, logger));
     app.use(
       '/graphql',
       cors<cors.CorsRequest>(),
+      closeConnectionAfterUploads,
       graphqlUploadExpress({
         maxFileSize: config.datasets.maxUploadBytes,
         maxFiles: config.datasets.maxClasses * config.datasets.maxImagesPerClass + 1,
+        maxFieldSize: bodyLimit,
       }),
-      express.json({ limit: '1mb' }),
+      express.json({ limit: bodyLimit }),
       expressMiddleware(apollo, { context: async ({ req }) => makeContext(req.headers.authorization, originOf(req)) }),
     );
+    app.use(requestErrorHandler(logger));
 
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -276,10 +270,10 @@ export function buildApp(options: AppOptions = {}): App {
         state = { state: 'stopping' };
         // Apollo's drain plugins stop new connections, let in-flight requests finish and
         // close the WebSocket server; then the store's sockets go.
-        cleanup.stop();
+        await cleanup.stop();
         await apollo?.stop();
         await supervisor.stop();
-        await closeInference();
+        await predictions.close();
         await store.close();
         state = { state: 'stopped' };
         logger.info('Flash API stopped');
@@ -290,6 +284,41 @@ export function buildApp(options: AppOptions = {}): App {
   }
 
   return { config, logger, store, start, stop };
+}
+
+/**
+ * A multipart request may be answered before all of its files were read (a refused upload);
+ * the unread rest of the body would then be taken for the next request on the connection.
+ * So uploads close their connection after the response.
+ */
+const closeConnectionAfterUploads: express.RequestHandler = (req, res, next) => {
+  if (req.is('multipart/form-data')) res.setHeader('connection', 'close');
+  next();
+};
+
+/**
+ * Errors before GraphQL runs (a body over the size limit, malformed JSON or multipart) answer
+ * like GraphQL errors, with a code and without internals.
+ */
+function requestErrorHandler(logger: Logger): express.ErrorRequestHandler {
+  return (error: unknown, _req, res, next) => {
+    if (res.headersSent) {
+      next(error);
+      return;
+    }
+    const status = (error as { status?: number; statusCode?: number }).status ?? (error as { statusCode?: number }).statusCode;
+    const clientError = typeof status === 'number' && status >= 400 && status < 500;
+    if (!clientError) logger.error({ err: error }, 'Request failed before GraphQL');
+    const message =
+      status === 413
+        ? 'The request is larger than this server accepts.'
+        : clientError
+          ? 'The request is malformed.'
+          : 'Internal server error';
+    res.status(clientError ? status : 500).json({
+      errors: [{ message, extensions: { code: clientError ? ErrorCode.BAD_REQUEST : ErrorCode.INTERNAL_SERVER_ERROR } }],
+    });
+  };
 }
 
 /** Scheme, host and port the request was sent to. */

@@ -113,6 +113,8 @@ export class TrainingSupervisor {
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   private tickAgain = false;
+  /** A lock seen active with no job queued, and since when (see `releaseIfStale`). */
+  private orphanLock: { token: string; since: number } | undefined;
   private readonly identity: NonNullable<QueueEntry['running']>;
 
   constructor(private readonly deps: SupervisorDependencies) {
@@ -178,12 +180,10 @@ export class TrainingSupervisor {
     const [queue, status] = await Promise.all([jobs.queue(), documents.read(STATUS)]);
     const head = queue[0];
     if (!head) {
-      if (status.status === 'active') {
-        logger.warn('status.json is active but no job is queued: releasing the stale lock');
-        await this.releaseLock(status.token);
-      }
+      await this.releaseIfStale(status.status === 'active' ? status.token : undefined);
       return;
     }
+    this.orphanLock = undefined;
     // Maintenance halts new work: queued jobs wait, a running job finishes.
     if (status.dev_mode) return;
     if (head.running && !(await this.takerIsGone(head))) return;
@@ -216,6 +216,23 @@ export class TrainingSupervisor {
       logger.error({ err: error, token: entry.token }, 'Supervisor failed to end a job'),
     );
     publishQueuePositions(jobs, this.deps.pubsub).catch(() => undefined);
+  }
+
+  /**
+   * `status.json` active with no job queued is not this platform's doing (it releases the lock
+   * before a job leaves the queue): a leftover, or a writer this platform does not know. It is
+   * released once it has stayed so for a whole lease, so that the platform never shows busy
+   * forever, yet a lock that is about to be used is left alone.
+   */
+  private async releaseIfStale(token: string | undefined): Promise<void> {
+    if (token === undefined || this.orphanLock?.token !== token) {
+      this.orphanLock = token === undefined ? undefined : { token, since: Date.now() };
+      return;
+    }
+    if (Date.now() - this.orphanLock.since < LEASE_MILLIS) return;
+    this.deps.logger.warn('status.json has been active with no job queued for a whole lease: releasing it');
+    this.orphanLock = undefined;
+    await this.releaseLock(token);
   }
 
   /** Whether the supervisor that took `head` is gone: its process ended, or its lease ran out. */
