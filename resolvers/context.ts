@@ -1,3 +1,5 @@
+import type { Logger } from 'pino';
+
 import type { CleanupService } from '../src/cleanup/cleanup.service';
 import type { DocumentLoader } from '../src/documents';
 import type { PredictionService } from '../src/inference/prediction.service';
@@ -30,4 +32,6 @@ export interface Context {
   bearer: string | undefined;
   /** Where clients reach this server (for links it serves itself), e.g. `http://localhost:4000`. */
   origin: string;
+  /** The request's logger: every line carries its request id. */
+  logger: Logger;
 }

@@ -58,7 +58,7 @@ describe('on a fresh store', () => {
   it('serves Apollo Sandbox to browsers outside production', async () => {
     const page = await fetch(server.url, { headers: { accept: 'text/html' } });
     expect(page.status).toBe(200);
-    expect(await page.text()).toContain('embeddable-sandbox');
+    expect(await page.text()).toContain('id="embeddableSandbox"');
   });
 
   it('refuses a GET operation without a CSRF-preventing header', async () => {

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 
 import { CLEANUP, type DocumentStore, STATUS } from '../documents';
 import type { ModelService } from '../models/model.service';
+import type { Metrics } from '../observability/metrics';
 
 /**
  * The seed's `clean` function: deletes models older than their time to live. Scheduled every
@@ -17,6 +18,7 @@ export class CleanupService {
     private readonly documents: DocumentStore,
     private readonly models: ModelService,
     private readonly intervalMillis: number,
+    private readonly metrics: Metrics,
     private readonly logger: Logger,
   ) {}
 
@@ -47,6 +49,8 @@ export class CleanupService {
   /** Deletes the expired models now, whatever `cleanup.json` says; returns their tokens. */
   async run(): Promise<string[]> {
     const deleted = await this.models.expire();
+    this.metrics.cleanupRuns.inc();
+    this.metrics.expiredModels.inc(deleted.length);
     if (deleted.length > 0) this.logger.info({ deleted: deleted.length }, 'Expired models deleted');
     return deleted;
   }

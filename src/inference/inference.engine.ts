@@ -61,6 +61,8 @@ export interface InferenceOptions {
   maxImagePixels: number;
   /** Longest text accepted, in UTF-16 code units; only its first 256 tokens count. Default `100_000`. */
   maxTextLength: number;
+  /** Told of every onnxruntime run, for metrics. */
+  onRun?: (run: { taskType: TaskTypeValue; batchSize: number; seconds: number }) => void;
 }
 
 export const DEFAULT_INFERENCE_OPTIONS: Readonly<Omit<InferenceOptions, 'cacheDir'>> = Object.freeze({
@@ -509,7 +511,13 @@ export class InferenceEngine {
     this.counters.runs++;
     this.counters.inputs += batch;
     this.batchSizes.set(batch, (this.batchSizes.get(batch) ?? 0) + 1);
+    const started = performance.now();
     const output = await this.host.run(model.session, { [input]: tensor }, OUTPUT);
+    this.options.onRun?.({
+      taskType: model.kind === 'image' ? 'imageclassification' : 'textclassification',
+      batchSize: batch,
+      seconds: (performance.now() - started) / 1000,
+    });
     const classes = model.classes.length;
     if (output.dims.length !== 2 || output.dims[0] !== batch || output.dims[1] !== classes) {
       throw new Error(`Model ${model.key} returned logits of shape [${output.dims.join(', ')}]`);

@@ -1,10 +1,9 @@
 import 'reflect-metadata';
 
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import path from 'node:path';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import {
   ApolloServerPluginLandingPageLocalDefault,
@@ -18,27 +17,21 @@ import { useServer } from 'graphql-ws/use/ws';
 import pino, { type Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 
-import type { Context, Services } from '../../resolvers/context';
+import type { Registry } from 'prom-client';
+
+import type { Context } from '../../resolvers/context';
 import { type Config, type ConfigOverrides, loadConfig } from '../config';
-import { DocumentLoader, DocumentStore } from '../documents';
-import { InferenceEngine } from '../inference';
-import { PredictionService } from '../inference/prediction.service';
-import { createPlatformPubSub } from '../events/pubsub';
-import { CleanupService } from '../cleanup/cleanup.service';
-import { DownloadService } from '../models/download.service';
-import { ModelService } from '../models/model.service';
-import { PlatformService } from '../platform/platform.service';
-import { JobRepository } from '../training/job.repository';
-import { TrainingSupervisor } from '../training/supervisor';
-import { TrainingService } from '../training/training.service';
+import { DocumentLoader } from '../documents';
 import { createStore, type ObjectStore } from '../store';
-import { ErrorCode } from '../errors';
 import { UnreachableCaseError } from '../unreachable';
 import { type AdminKeySource, AdminKeyVerifier, deriveKey, resolveAdminKey } from './admin-key';
 import { bearerFrom } from './auth';
 import { downloadsRouter } from './downloads.route';
-import { createErrorFormatter } from './format-error';
+import { formatError, logOperationErrors } from './format-error';
+import { closeConnectionAfterUploads, originOf, requestErrorHandler, requestLogging } from './http';
+import { drainWebSockets, observabilityPlugin } from './plugins';
 import { buildSchema } from './schema';
+import { createPlatform } from './services';
 
 export interface AppOptions {
   /** Environment to read the configuration from. Default: `process.env`. */
@@ -74,68 +67,18 @@ const STOP_GRACE_PERIOD_MILLIS = 10_000;
 const READINESS_TIMEOUT_MILLIS = 2_000;
 
 /**
- * Wires the platform: store → documents → services → GraphQL (HTTP and graphql-ws on `/graphql`)
- * plus `/healthz` and `/readyz`. Nothing listens until `start()`.
+ * Wires the platform (`createPlatform`) to HTTP: GraphQL over HTTP and graphql-ws on
+ * `/graphql`, downloads, `/healthz`, `/readyz` and `/metrics`. Nothing listens until `start()`.
  */
 export function buildApp(options: AppOptions = {}): App {
   const config = loadConfig(options.env, options.config);
   const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'flash' } });
   const store = options.store ?? createStore(config.store);
-  const documents = new DocumentStore(store);
-  const pubsub = createPlatformPubSub();
-  const platform = new PlatformService(documents, pubsub);
-  const models = new ModelService(documents, store, pubsub, config.models, logger);
-  const jobs = new JobRepository(documents, config.training.maxQueue);
-  const supervisor = new TrainingSupervisor({
-    documents,
-    store,
-    jobs,
-    models,
-    platform,
-    pubsub,
-    config: config.training,
-    maxImagePixels: config.datasets.maxImagePixels,
-    logger: logger.child({ component: 'supervisor' }),
-  });
-  const training = new TrainingService({
-    documents,
-    store,
-    jobs,
-    models,
-    supervisor,
-    pubsub,
-    config: config.training,
-    limits: config.datasets,
-    logger,
-  });
-  const cleanup = new CleanupService(documents, models, config.models.cleanupIntervalMillis, logger);
-  const engine = new InferenceEngine(
-    store,
-    {
-      cacheDir: path.join(config.training.workDir, 'inference'),
-      maxLoadedModels: config.inference.maxLoadedModels,
-      intraOpThreads: config.inference.threads,
-      maxBatchSize: config.inference.maxBatchSize,
-      batchWaitMillis: config.inference.batchWaitMillis,
-      imageSize: config.training.imageSize,
-      maxImagePixels: config.datasets.maxImagePixels,
-    },
-    logger.child({ component: 'inference' }),
-  );
-  const predictions = new PredictionService(models, engine, pubsub, config.inference);
-  // Made in start(), once the admin key (from which the download signing key derives) is known.
-  let services: Services | undefined;
+  const platform = createPlatform(config, store, logger);
 
   let state: AppState = { state: 'idle' };
   let httpServer: Server | undefined;
   let apollo: ApolloServer<Context> | undefined;
-
-  const makeContext = (authorization: unknown, origin: string): Context => ({
-    services: services as Services,
-    documents: new DocumentLoader(documents),
-    bearer: bearerFrom(authorization),
-    origin: config.models.publicUrl ?? origin,
-  });
 
   async function start() {
     if (state.state !== 'idle') throw new Error(`Cannot start an app that is ${state.state}`);
@@ -144,10 +87,8 @@ export function buildApp(options: AppOptions = {}): App {
       return await listen();
     } catch (error) {
       // Leave nothing half-open: a failed start releases what it took, and cannot be retried.
-      await cleanup.stop();
       await apollo?.stop().catch(() => undefined);
-      await supervisor.stop();
-      await predictions.close();
+      await platform.stop();
       httpServer?.close();
       await store.close();
       state = { state: 'stopped' };
@@ -157,16 +98,18 @@ export function buildApp(options: AppOptions = {}): App {
 
   async function listen() {
     const adminKey = await resolveAdminKey(config.adminKey, config.dataDir);
-    const downloads = new DownloadService(store, models, {
-      signingKey: deriveKey(adminKey.key, 'flash download links'),
-      ttlSeconds: config.models.downloadTtlSeconds,
+    const services = platform.withDownloads(deriveKey(adminKey.key, 'flash download links'));
+    await platform.documents.initialize();
+    platform.start();
+    const schema = await buildSchema({ pubsub: platform.pubsub, admin: new AdminKeyVerifier(adminKey.key) });
+
+    const makeContext = (authorization: unknown, origin: string, requestLogger: Logger): Context => ({
+      services,
+      documents: new DocumentLoader(platform.documents),
+      bearer: bearerFrom(authorization),
+      origin: config.models.publicUrl ?? origin,
+      logger: requestLogger,
     });
-    services = { platform, models, training, cleanup, downloads, predictions };
-    await documents.initialize();
-    supervisor.start();
-    cleanup.start();
-    const formatError = createErrorFormatter(logger);
-    const schema = await buildSchema({ pubsub, admin: new AdminKeyVerifier(adminKey.key) });
 
     const app = express();
     app.disable('x-powered-by');
@@ -175,28 +118,25 @@ export function buildApp(options: AppOptions = {}): App {
     httpServer = server;
 
     const wsServer = new WebSocketServer({ server, path: '/graphql' });
-    const wsCleanup = useServer<{ authorization?: unknown }>(
+    const wsCleanup = useServer<{ authorization?: unknown }, { logger?: Logger }>(
       {
         schema,
         // Subscriptions authenticate with `{ authorization: "Bearer …" }` in connection params.
-        context: (ctx) => makeContext(ctx.connectionParams?.authorization, originOf(ctx.extra.request)),
-        // The same error masking as over HTTP.
-        onNext: (_ctx, _id, _payload, _args, result) =>
-          result.errors ? { ...result, errors: result.errors.map((error) => formatError(error.toJSON(), error)) } : result,
-        onError: (_ctx, _id, _payload, errors) => errors.map((error) => formatError(error.toJSON(), error)),
+        context: (ctx) =>
+          makeContext(ctx.connectionParams?.authorization, originOf(ctx.extra.request), logger.child({ ws: true })),
+        // The same error masking (and logging) as over HTTP.
+        onNext: (_ctx, _id, _payload, _args, result) => {
+          if (!result.errors) return result;
+          logOperationErrors(logger, result.errors);
+          return { ...result, errors: result.errors.map((error) => formatError(error.toJSON(), error)) };
+        },
+        onError: (_ctx, _id, _payload, errors) => {
+          logOperationErrors(logger, errors);
+          return errors.map((error) => formatError(error.toJSON(), error));
+        },
       },
       wsServer,
     );
-
-    const drainWebSockets: ApolloServerPlugin<Context> = {
-      async serverWillStart() {
-        return {
-          async drainServer() {
-            await wsCleanup.dispose();
-          },
-        };
-      },
-    };
 
     apollo = new ApolloServer<Context>({
       schema,
@@ -206,7 +146,10 @@ export function buildApp(options: AppOptions = {}): App {
       stopOnTerminationSignals: false,
       plugins: [
         ApolloServerPluginDrainHttpServer({ httpServer: server, stopGracePeriodMillis: STOP_GRACE_PERIOD_MILLIS }),
-        drainWebSockets,
+        drainWebSockets(async () => {
+          await wsCleanup.dispose();
+        }),
+        observabilityPlugin(platform.metrics),
         config.env === 'production'
           ? ApolloServerPluginLandingPageProductionDefault({ footer: false })
           : ApolloServerPluginLandingPageLocalDefault({ footer: false, includeCookies: false }),
@@ -214,21 +157,11 @@ export function buildApp(options: AppOptions = {}): App {
     });
     await apollo.start();
 
-    app.get('/healthz', (_req, res) => {
-      res.json({ status: 'ok' });
-    });
-    app.get('/readyz', async (_req, res) => {
-      try {
-        await withTimeout(store.ping(), READINESS_TIMEOUT_MILLIS);
-        res.json({ status: 'ready', store: store.kind });
-      } catch (error) {
-        logger.warn({ err: error }, 'Readiness check failed: store unreachable');
-        res.status(503).json({ status: 'unavailable', store: store.kind });
-      }
-    });
+    app.use(requestLogging(logger));
+    mountProbes(app, store, platform.metrics.registry, logger);
     // Room for one base64 image in the JSON body (4 characters per 3 bytes) besides the query.
     const bodyLimit = Math.ceil((config.inference.maxImageBytes * 4) / 3) + 1024 * 1024;
-    app.use(downloadsRouter(downloads, logger));
+    app.use(downloadsRouter(services.downloads, logger));
     app.use(
       '/graphql',
       cors<cors.CorsRequest>(),
@@ -239,7 +172,9 @@ export function buildApp(options: AppOptions = {}): App {
         maxFieldSize: bodyLimit,
       }),
       express.json({ limit: bodyLimit }),
-      expressMiddleware(apollo, { context: async ({ req }) => makeContext(req.headers.authorization, originOf(req)) }),
+      expressMiddleware(apollo, {
+        context: async ({ req }) => makeContext(req.headers.authorization, originOf(req), req.log),
+      }),
     );
     app.use(requestErrorHandler(logger));
 
@@ -268,12 +203,10 @@ export function buildApp(options: AppOptions = {}): App {
         throw new Error(`Cannot stop an app that is ${state.state}`);
       case 'listening':
         state = { state: 'stopping' };
-        // Apollo's drain plugins stop new connections, let in-flight requests finish and
-        // close the WebSocket server; then the store's sockets go.
-        await cleanup.stop();
+        // Apollo's drain plugins stop new connections, let in-flight requests finish and close
+        // the WebSocket server; then the background work stops and the store's sockets go.
         await apollo?.stop();
-        await supervisor.stop();
-        await predictions.close();
+        await platform.stop();
         await store.close();
         state = { state: 'stopped' };
         logger.info('Flash API stopped');
@@ -286,45 +219,24 @@ export function buildApp(options: AppOptions = {}): App {
   return { config, logger, store, start, stop };
 }
 
-/**
- * A multipart request may be answered before all of its files were read (a refused upload);
- * the unread rest of the body would then be taken for the next request on the connection.
- * So uploads close their connection after the response.
- */
-const closeConnectionAfterUploads: express.RequestHandler = (req, res, next) => {
-  if (req.is('multipart/form-data')) res.setHeader('connection', 'close');
-  next();
-};
-
-/**
- * Errors before GraphQL runs (a body over the size limit, malformed JSON or multipart) answer
- * like GraphQL errors, with a code and without internals.
- */
-function requestErrorHandler(logger: Logger): express.ErrorRequestHandler {
-  return (error: unknown, _req, res, next) => {
-    if (res.headersSent) {
-      next(error);
-      return;
+/** `/healthz` (the process is up), `/readyz` (the store answers) and `/metrics` (Prometheus). */
+function mountProbes(app: express.Express, store: ObjectStore, registry: Registry, logger: Logger): void {
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    try {
+      await withTimeout(store.ping(), READINESS_TIMEOUT_MILLIS);
+      res.json({ status: 'ready', store: store.kind });
+    } catch (error) {
+      logger.warn({ err: error }, 'Readiness check failed: store unreachable');
+      res.status(503).json({ status: 'unavailable', store: store.kind });
     }
-    const status = (error as { status?: number; statusCode?: number }).status ?? (error as { statusCode?: number }).statusCode;
-    const clientError = typeof status === 'number' && status >= 400 && status < 500;
-    if (!clientError) logger.error({ err: error }, 'Request failed before GraphQL');
-    const message =
-      status === 413
-        ? 'The request is larger than this server accepts.'
-        : clientError
-          ? 'The request is malformed.'
-          : 'Internal server error';
-    res.status(clientError ? status : 500).json({
-      errors: [{ message, extensions: { code: clientError ? ErrorCode.BAD_REQUEST : ErrorCode.INTERNAL_SERVER_ERROR } }],
-    });
-  };
-}
-
-/** Scheme, host and port the request was sent to. */
-function originOf(request: IncomingMessage): string {
-  const encrypted = (request.socket as { encrypted?: boolean }).encrypted === true;
-  return `${encrypted ? 'https' : 'http'}://${request.headers.host ?? 'localhost'}`;
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.setHeader('content-type', registry.contentType);
+    res.send(await registry.metrics());
+  });
 }
 
 function withTimeout<T>(promise: Promise<T>, millis: number): Promise<T> {

@@ -17,35 +17,46 @@ const APOLLO_CODES = new Set<string>([
   ErrorCode.INTROSPECTION_DISABLED,
 ]);
 
-/**
- * Apollo's `formatError`: our `AppError`s and Apollo's request errors go out as they are;
- * anything else (a store SDK error, a bug) is logged in full and masked as
- * `INTERNAL_SERVER_ERROR`, so no internal message reaches a client. Stack traces never go
- * out (`includeStacktraceInErrorResponses` is off); the log has them.
- */
-export function createErrorFormatter(logger: Logger) {
-  return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
-    const original = unwrapResolverError(error);
-    if (original instanceof AppError) {
-      if (original instanceof DocumentInvalidError) {
-        logger.warn({ document: original.document, problems: original.detail }, 'Invalid platform document');
-      } else if (original instanceof StoreUnavailableError) {
-        logger.warn({ err: original.cause }, 'Store unavailable');
-      }
-      return formatted;
-    }
-    if (original instanceof ArgumentValidationError) {
-      return { ...formatted, extensions: { ...formatted.extensions, code: ErrorCode.BAD_USER_INPUT } };
-    }
-    const code = formatted.extensions?.code;
-    if (original === error && typeof code === 'string' && APOLLO_CODES.has(code)) return formatted;
+type Kind = 'platform' | 'request' | 'unexpected';
 
-    logger.error({ err: original, path: formatted.path }, 'Unexpected error while executing an operation');
-    return {
-      message: 'Internal server error',
-      ...(formatted.locations ? { locations: formatted.locations } : {}),
-      ...(formatted.path ? { path: formatted.path } : {}),
-      extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR },
-    };
+/** Ours (`AppError`), Apollo's about the request, or anything else: a store SDK error, a bug. */
+function kindOf(error: unknown): { kind: Kind; original: unknown } {
+  const original = unwrapResolverError(error);
+  if (original instanceof AppError || original instanceof ArgumentValidationError) return { kind: 'platform', original };
+  const code = (error as { extensions?: { code?: unknown } })?.extensions?.code;
+  if (original === error && typeof code === 'string' && APOLLO_CODES.has(code)) return { kind: 'request', original };
+  return { kind: 'unexpected', original };
+}
+
+/**
+ * Apollo's `formatError` (and graphql-ws's): our errors and Apollo's request errors go out as
+ * they are; anything else is masked as `INTERNAL_SERVER_ERROR`, so no internal message reaches
+ * a client. Stack traces never go out (`includeStacktraceInErrorResponses` is off).
+ */
+export function formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError {
+  const { kind, original } = kindOf(error);
+  if (original instanceof ArgumentValidationError) {
+    return { ...formatted, extensions: { ...formatted.extensions, code: ErrorCode.BAD_USER_INPUT } };
+  }
+  if (kind !== 'unexpected') return formatted;
+  return {
+    message: 'Internal server error',
+    ...(formatted.locations ? { locations: formatted.locations } : {}),
+    ...(formatted.path ? { path: formatted.path } : {}),
+    extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR },
   };
+}
+
+/** Logs what operators need of an operation's errors: the unexpected ones in full, store trouble as warnings. */
+export function logOperationErrors(logger: Logger, errors: readonly unknown[]): void {
+  for (const error of errors) {
+    const { kind, original } = kindOf(error);
+    if (original instanceof DocumentInvalidError) {
+      logger.warn({ document: original.document, problems: original.detail }, 'Invalid platform document');
+    } else if (original instanceof StoreUnavailableError) {
+      logger.warn({ err: original.cause }, 'Store unavailable');
+    } else if (kind === 'unexpected') {
+      logger.error({ err: original, path: (error as { path?: unknown }).path }, 'Unexpected error while executing an operation');
+    }
+  }
 }

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { Logger } from 'pino';
@@ -25,6 +26,7 @@ import {
 } from '../documents';
 import type { PlatformPubSub } from '../events/pubsub';
 import type { ModelService } from '../models/model.service';
+import type { Metrics } from '../observability/metrics';
 import type { PlatformService } from '../platform/platform.service';
 import type { ObjectStore } from '../store';
 import { UnreachableCaseError } from '../unreachable';
@@ -70,6 +72,8 @@ interface RunningJob {
   /** The server is shutting down: stop without ending the job, which runs again after a restart. */
   interrupted: boolean;
   leaseLost: boolean;
+  /** `performance.now()` when this supervisor took the job. */
+  startedAt: number;
   finished: Promise<void>;
 }
 
@@ -87,6 +91,7 @@ export interface SupervisorDependencies {
   platform: PlatformService;
   pubsub: PlatformPubSub;
   config: TrainingConfig;
+  metrics: Metrics;
   /** The decompression-bomb guard of dataset ingestion, applied again when preparing. */
   maxImagePixels: number;
   logger: Logger;
@@ -209,6 +214,7 @@ export class TrainingSupervisor {
       cancelRequested: false,
       interrupted: false,
       leaseLost: false,
+      startedAt: performance.now(),
       finished: Promise.resolve(),
     };
     this.current = { state: 'running', job };
@@ -515,6 +521,8 @@ export class TrainingSupervisor {
       await retry(step).catch((error: unknown) => logger.error({ err: error }, `Could not ${what}`));
     }
     logger.info({ state: final.state, error: final.error }, 'Training job ended');
+    this.deps.metrics.trainingJobs.inc({ outcome: final.state });
+    this.deps.metrics.trainingDuration.observe({ outcome: final.state }, (performance.now() - job.startedAt) / 1000);
     const model = final.state === 'DEPLOYED' ? await this.deps.models.get(token).catch(() => null) : null;
     this.publish(job, { state: final.state, message: final.error, model });
     publishQueuePositions(jobs, this.deps.pubsub).catch(() => undefined);

@@ -1,0 +1,76 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+import type express from 'express';
+import type { Logger } from 'pino';
+import { pinoHttp } from 'pino-http';
+
+import { ErrorCode } from '../errors';
+
+/**
+ * One log line per request, and a request id on every line logged while serving it: the
+ * client's `x-request-id` when it is a sane one, else a new UUID, echoed in the response.
+ * Credentials never reach the log: the Authorization header is redacted, and query strings
+ * (download signatures) are dropped from the logged URL.
+ */
+export function requestLogging(logger: Logger) {
+  return pinoHttp({
+    logger,
+    genReqId(req: IncomingMessage, res: ServerResponse) {
+      const given = req.headers['x-request-id'];
+      const id = typeof given === 'string' && /^[\w.:-]{1,100}$/.test(given) ? given : randomUUID();
+      res.setHeader('x-request-id', id);
+      return id;
+    },
+    // Lines logged while serving carry only the request id; the request itself is on the last line.
+    quietReqLogger: true,
+    autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' || req.url === '/metrics' },
+    redact: ['req.headers.authorization', 'req.headers.cookie'],
+    serializers: {
+      req: (req: { id: unknown; method: string; url: string; headers: Record<string, unknown> }) => ({
+        id: req.id,
+        method: req.method,
+        url: req.url.split('?')[0],
+        headers: { ...req.headers },
+      }),
+    },
+  });
+}
+
+/**
+ * A multipart request may be answered before all of its files were read (a refused upload);
+ * the unread rest of the body would then be taken for the next request on the connection.
+ * So uploads close their connection after the response.
+ */
+export const closeConnectionAfterUploads: express.RequestHandler = (req, res, next) => {
+  if (req.is('multipart/form-data')) res.setHeader('connection', 'close');
+  next();
+};
+
+/**
+ * Errors before GraphQL runs (a body over the size limit, malformed JSON or multipart) answer
+ * like GraphQL errors, with a code and without internals.
+ */
+export function requestErrorHandler(logger: Logger): express.ErrorRequestHandler {
+  return (error: unknown, req, res, next) => {
+    if (res.headersSent) {
+      next(error);
+      return;
+    }
+    const { status, statusCode } = error as { status?: number; statusCode?: number };
+    const code = status ?? statusCode;
+    const clientError = typeof code === 'number' && code >= 400 && code < 500;
+    if (!clientError) (req.log ?? logger).error({ err: error }, 'Request failed before GraphQL');
+    const message =
+      code === 413 ? 'The request is larger than this server accepts.' : clientError ? 'The request is malformed.' : 'Internal server error';
+    res.status(clientError ? code : 500).json({
+      errors: [{ message, extensions: { code: clientError ? ErrorCode.BAD_REQUEST : ErrorCode.INTERNAL_SERVER_ERROR } }],
+    });
+  };
+}
+
+/** Scheme, host and port the request was sent to. */
+export function originOf(request: IncomingMessage): string {
+  const encrypted = (request.socket as { encrypted?: boolean }).encrypted === true;
+  return `${encrypted ? 'https' : 'http'}://${request.headers.host ?? 'localhost'}`;
+}

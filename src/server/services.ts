@@ -1,0 +1,106 @@
+import path from 'node:path';
+
+import type { Logger } from 'pino';
+
+import type { Services } from '../../resolvers/context';
+import { CleanupService } from '../cleanup/cleanup.service';
+import type { Config } from '../config';
+import { DocumentStore } from '../documents';
+import { createPlatformPubSub, type PlatformPubSub } from '../events/pubsub';
+import { InferenceEngine } from '../inference';
+import { PredictionService } from '../inference/prediction.service';
+import { DownloadService } from '../models/download.service';
+import { ModelService } from '../models/model.service';
+import { Metrics } from '../observability/metrics';
+import { PlatformService } from '../platform/platform.service';
+import type { ObjectStore } from '../store';
+import { JobRepository } from '../training/job.repository';
+import { TrainingSupervisor } from '../training/supervisor';
+import { TrainingService } from '../training/training.service';
+
+export interface Platform {
+  documents: DocumentStore;
+  pubsub: PlatformPubSub;
+  metrics: Metrics;
+  /** What resolvers use; complete once `withDownloads` gave it the signing key. */
+  services: Omit<Services, 'downloads'>;
+  /** The download service, which needs the admin key the server resolves at start. */
+  withDownloads(signingKey: Buffer): Services;
+  /** Starts the background work: the training supervisor and the cleanup schedule. */
+  start(): void;
+  /** Stops the background work, lets running predictions finish, frees the models. */
+  stop(): Promise<void>;
+}
+
+/** The platform's singletons, wired store → documents → services; nothing of HTTP or GraphQL. */
+export function createPlatform(config: Config, store: ObjectStore, logger: Logger): Platform {
+  const documents = new DocumentStore(store);
+  const pubsub = createPlatformPubSub();
+  const jobs = new JobRepository(documents, config.training.maxQueue);
+  const metrics = new Metrics({ queueLength: async () => (await jobs.queue()).length });
+  const platform = new PlatformService(documents, pubsub);
+  const models = new ModelService(documents, store, pubsub, config.models, logger);
+  const supervisor = new TrainingSupervisor({
+    documents,
+    store,
+    jobs,
+    models,
+    platform,
+    pubsub,
+    config: config.training,
+    metrics,
+    maxImagePixels: config.datasets.maxImagePixels,
+    logger: logger.child({ component: 'supervisor' }),
+  });
+  const training = new TrainingService({
+    documents,
+    store,
+    jobs,
+    models,
+    supervisor,
+    pubsub,
+    config: config.training,
+    limits: config.datasets,
+    logger,
+  });
+  const cleanup = new CleanupService(documents, models, config.models.cleanupIntervalMillis, metrics, logger);
+  const engine = new InferenceEngine(
+    store,
+    {
+      cacheDir: path.join(config.training.workDir, 'inference'),
+      maxLoadedModels: config.inference.maxLoadedModels,
+      intraOpThreads: config.inference.threads,
+      maxBatchSize: config.inference.maxBatchSize,
+      batchWaitMillis: config.inference.batchWaitMillis,
+      imageSize: config.training.imageSize,
+      maxImagePixels: config.datasets.maxImagePixels,
+      onRun: ({ taskType, batchSize, seconds }) => {
+        metrics.inferenceDuration.observe({ task_type: taskType }, seconds);
+        metrics.batchSize.observe({ task_type: taskType }, batchSize);
+      },
+    },
+    logger.child({ component: 'inference' }),
+  );
+  const predictions = new PredictionService(models, engine, pubsub, config.inference);
+  const services = { platform, models, training, cleanup, predictions };
+
+  return {
+    documents,
+    pubsub,
+    metrics,
+    services,
+    withDownloads: (signingKey) => ({
+      ...services,
+      downloads: new DownloadService(store, models, { signingKey, ttlSeconds: config.models.downloadTtlSeconds }),
+    }),
+    start() {
+      supervisor.start();
+      cleanup.start();
+    },
+    async stop() {
+      await cleanup.stop();
+      await supervisor.stop();
+      await predictions.close();
+    },
+  };
+}
