@@ -62,6 +62,10 @@ const envSchema = z
     FLASH_MAX_IMAGE_MB: z.coerce.number().positive().default(10),
     FLASH_BATCH_MAX: z.coerce.number().int().positive().default(16),
     FLASH_BATCH_WAIT_MS: z.coerce.number().min(0).max(100).default(2),
+    FLASH_MAX_QUERY_DEPTH: z.coerce.number().int().positive().default(10),
+    FLASH_MAX_QUERY_COST: z.coerce.number().int().positive().default(5000),
+    FLASH_MAX_QUERY_ALIASES: z.coerce.number().int().positive().default(15),
+    FLASH_MAX_QUERY_TOKENS: z.coerce.number().int().positive().default(2000),
     AWS_REGION: z.string().min(1).optional(),
     AWS_DEFAULT_REGION: z.string().min(1).optional(),
     AWS_ENDPOINT_URL_S3: z.url().optional(),
@@ -164,6 +168,18 @@ export interface InferenceConfig {
   batchWaitMillis: number;
 }
 
+/** Limits on the shape of GraphQL operations (GraphQL Armor); introspection is exempt. */
+export interface QueryLimits {
+  /** Deepest field nesting. Default `10`. */
+  depth: number;
+  /** Highest estimated cost (each field 1, lists multiplied). Default `5000`. */
+  cost: number;
+  /** Most aliases in one operation. Default `15`. */
+  aliases: number;
+  /** Most tokens in one document. Default `2000`. */
+  tokens: number;
+}
+
 export interface Config {
   env: 'development' | 'production' | 'test';
   host: string;
@@ -181,6 +197,7 @@ export interface Config {
   datasets: DatasetLimits;
   models: ModelsConfig;
   inference: InferenceConfig;
+  queryLimits: QueryLimits;
 }
 
 export class ConfigError extends Error {
@@ -191,7 +208,10 @@ export class ConfigError extends Error {
 }
 
 /** Deep-partial overrides that tests and embedders pass to `buildApp`. */
-export type ConfigOverrides = Partial<Omit<Config, 'store' | 'training' | 'datasets' | 'models' | 'inference'>> & {
+export type ConfigOverrides = Partial<
+  Omit<Config, 'store' | 'training' | 'datasets' | 'models' | 'inference' | 'queryLimits'>
+> & {
+  queryLimits?: Partial<QueryLimits>;
   store?: StoreConfig;
   training?: Partial<TrainingConfig>;
   datasets?: Partial<DatasetLimits>;
@@ -288,6 +308,13 @@ export function loadConfig(
       maxBatchSize: e.FLASH_BATCH_MAX,
       batchWaitMillis: e.FLASH_BATCH_WAIT_MS,
       ...overrides.inference,
+    },
+    queryLimits: {
+      depth: e.FLASH_MAX_QUERY_DEPTH,
+      cost: e.FLASH_MAX_QUERY_COST,
+      aliases: e.FLASH_MAX_QUERY_ALIASES,
+      tokens: e.FLASH_MAX_QUERY_TOKENS,
+      ...overrides.queryLimits,
     },
     dataDir,
     store: overrides.store ?? (overrides.dataDir && store.kind === 'fs' ? { kind: 'fs', root: dataDir } : store),

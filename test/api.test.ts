@@ -340,3 +340,50 @@ async function waitFor(condition: () => boolean, timeoutMillis = 5_000): Promise
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
+
+describe('operation limits', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ config: { queryLimits: { aliases: 15, tokens: 500 } } });
+  });
+  afterAll(() => server.stop());
+
+  it('refuse too many aliases, too many tokens and batched requests with a code', async () => {
+    const aliases = Array.from({ length: 40 }, (_, i) => `a${i}: status { devMode }`).join(' ');
+    const wide = await server.graphql(`{ ${aliases} }`);
+    expect(wide.status).toBe(400);
+    expect(codes(wide)).toEqual(['GRAPHQL_VALIDATION_FAILED']);
+    expect(wide.errors?.[0]?.message).toMatch(/Aliases limit of 15/);
+
+    const long = await server.graphql(`{ ${Array.from({ length: 300 }, () => 'status { devMode }').join(' ')} }`);
+    expect(long.status).toBe(400);
+    expect(codes(long)).toEqual(['GRAPHQL_PARSE_FAILED']);
+
+    const batched = await fetch(server.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify([{ query: '{ status { devMode } }' }, { query: '{ status { devMode } }' }]),
+    });
+    expect(batched.status).toBe(400);
+  });
+
+  it('apply the same limits to subscriptions', async () => {
+    const aliases = Array.from({ length: 40 }, (_, i) => `a${i}: statusChanged { devMode }`).join(' ');
+    const client = createClient({ url: server.url.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
+    try {
+      const outcome = await new Promise<unknown>((resolve) => {
+        client.subscribe({ query: `subscription { ${aliases} }` }, { next: resolve, error: resolve, complete: () => resolve('complete') });
+      });
+      expect(JSON.stringify(outcome)).toContain('GRAPHQL_VALIDATION_FAILED');
+    } finally {
+      await client.dispose();
+    }
+  });
+
+  it('leave introspection, as Apollo Sandbox sends it, within the limits', async () => {
+    const introspection = await server.graphql(
+      '{ __schema { types { name fields { name type { name ofType { name ofType { name ofType { name } } } } } } } }',
+    );
+    expect(introspection.errors).toBeUndefined();
+  });
+});

@@ -10,8 +10,10 @@ import {
   ApolloServerPluginLandingPageProductionDefault,
 } from '@apollo/server/plugin/landingPage/default';
 import { expressMiddleware } from '@as-integrations/express5';
+import { ApolloArmor } from '@escape.tech/graphql-armor';
 import cors from 'cors';
 import express from 'express';
+import { type DocumentNode, GraphQLError, parse, specifiedRules, validate } from 'graphql';
 import { graphqlUploadExpress } from 'graphql-upload-minimal';
 import { useServer } from 'graphql-ws/use/ws';
 import pino, { type Logger } from 'pino';
@@ -22,6 +24,7 @@ import type { Registry } from 'prom-client';
 import type { Context } from '../../resolvers/context';
 import { type Config, type ConfigOverrides, loadConfig } from '../config';
 import { DocumentLoader } from '../documents';
+import { ErrorCode } from '../errors';
 import { createStore, type ObjectStore } from '../store';
 import { UnreachableCaseError } from '../unreachable';
 import { type AdminKeySource, AdminKeyVerifier, deriveKey, resolveAdminKey } from './admin-key';
@@ -117,6 +120,19 @@ export function buildApp(options: AppOptions = {}): App {
     const server = createServer(app);
     httpServer = server;
 
+    // Depth, cost and alias limits, and no field suggestions (which reveal the schema when
+    // introspection is off); batched HTTP requests stay refused, as is Apollo's default. The
+    // token limit is graphql-js's own parse option, so that it answers as a parse error (400).
+    const armor = new ApolloArmor({
+      maxDepth: { n: config.queryLimits.depth, ignoreIntrospection: true },
+      costLimit: { maxCost: config.queryLimits.cost, ignoreIntrospection: true },
+      maxAliases: { n: config.queryLimits.aliases },
+      maxTokens: { enabled: false },
+      blockFieldSuggestion: { enabled: !config.introspection },
+    }).protect();
+    const validationRules = [...specifiedRules, ...armor.validationRules];
+    const parseOptions = { maxTokens: config.queryLimits.tokens };
+
     const wsServer = new WebSocketServer({ server, path: '/graphql' });
     const wsCleanup = useServer<{ authorization?: unknown }, { logger?: Logger }>(
       {
@@ -124,6 +140,17 @@ export function buildApp(options: AppOptions = {}): App {
         // Subscriptions authenticate with `{ authorization: "Bearer …" }` in connection params.
         context: (ctx) =>
           makeContext(ctx.connectionParams?.authorization, originOf(ctx.extra.request), logger.child({ ws: true })),
+        // The same operation limits as over HTTP (graphql-ws validates again after this: cheap).
+        onSubscribe: (_ctx, _id, payload) => {
+          let document: DocumentNode;
+          try {
+            document = parse(payload.query, parseOptions);
+          } catch (error) {
+            return [withCode(error as GraphQLError, ErrorCode.GRAPHQL_PARSE_FAILED)];
+          }
+          const errors = validate(schema, document, validationRules);
+          return errors.length > 0 ? errors.map((error) => withCode(error, ErrorCode.GRAPHQL_VALIDATION_FAILED)) : undefined;
+        },
         // The same error masking (and logging) as over HTTP.
         onNext: (_ctx, _id, _payload, _args, result) => {
           if (!result.errors) return result;
@@ -142,6 +169,9 @@ export function buildApp(options: AppOptions = {}): App {
       schema,
       introspection: config.introspection,
       includeStacktraceInErrorResponses: false,
+      allowBatchedHttpRequests: false,
+      validationRules: armor.validationRules,
+      parseOptions,
       formatError,
       stopOnTerminationSignals: false,
       plugins: [
@@ -150,6 +180,7 @@ export function buildApp(options: AppOptions = {}): App {
           await wsCleanup.dispose();
         }),
         observabilityPlugin(platform.metrics),
+        ...armor.plugins,
         config.env === 'production'
           ? ApolloServerPluginLandingPageProductionDefault({ footer: false })
           : ApolloServerPluginLandingPageLocalDefault({ footer: false, includeCookies: false }),
@@ -245,4 +276,14 @@ function withTimeout<T>(promise: Promise<T>, millis: number): Promise<T> {
     timer = setTimeout(() => reject(new Error(`timed out after ${millis} ms`)), millis);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** The error with Apollo's code for its kind, as Apollo gives it over HTTP. */
+function withCode(error: GraphQLError, code: ErrorCode): GraphQLError {
+  return new GraphQLError(error.message, {
+    ...(error.nodes ? { nodes: error.nodes } : {}),
+    ...(error.source ? { source: error.source } : {}),
+    ...(error.positions ? { positions: error.positions } : {}),
+    extensions: { ...error.extensions, code },
+  });
 }
