@@ -3,6 +3,7 @@ import path from 'node:path';
 
 import { DocumentStore, formatCreated, INFERENCE } from '../src/documents';
 import { FsStore, type PutOptions, S3Store } from '../src/store';
+import { writeDeployedJobRecord } from './helpers/records';
 import { startS3Server } from './helpers/s3';
 import { ADMIN_KEY, makeDataDir, startTestServer, type TestServer, type TestServerOptions } from './helpers/server';
 
@@ -39,27 +40,6 @@ function seedModels(dataDir: string, models: SeedModel[]): void {
     };
   }
   writeFileSync(path.join(dataDir, 'inference.json'), JSON.stringify(inference, null, 2));
-}
-
-function jobRecord(token: string) {
-  const at = new Date(Date.now() - 3 * HOUR).toISOString();
-  return {
-    token,
-    task_type: 'imageclassification',
-    task_name: 'old',
-    model: 'resnet18',
-    state: 'DEPLOYED',
-    epochs: 1,
-    history: [],
-    error: null,
-    submitted_at: at,
-    started_at: at,
-    finished_at: at,
-    worker: 'test',
-    heartbeat_at: at,
-    attempts: 1,
-    cancel_requested: false,
-  };
 }
 
 /**
@@ -255,8 +235,7 @@ describe('model expiry', () => {
     try {
       // A model this platform trained keeps its job record, which remembers the expiry.
       const token = 'imageClassification-old-1111';
-      mkdirSync(path.join(server.dataDir, 'training', 'jobs', token), { recursive: true });
-      writeFileSync(path.join(server.dataDir, 'training', 'jobs', token, 'job.json'), JSON.stringify(jobRecord(token)));
+      writeDeployedJobRecord(server.dataDir, token, 'imageclassification');
 
       expect(codes(await server.graphql('mutation { runCleanup }'))).toEqual(['UNAUTHENTICATED']);
       const response = await server.graphql<{ runCleanup: string[] }>('mutation { runCleanup }', { key: ADMIN_KEY });

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -8,6 +8,7 @@ import { DocumentStore, INFERENCE, STATUS } from '../src/documents';
 import { FsStore } from '../src/store';
 import { ADMIN_KEY, startTestServer, type TestServer } from './helpers/server';
 import { deployModel, type TrainedModel, trainImageModel, trainTextModel } from './helpers/trained-models';
+import { writeDeployedJobRecord } from './helpers/records';
 import { multipart } from './helpers/training';
 
 jest.setTimeout(120_000);
@@ -245,11 +246,7 @@ describe('unknown and unavailable models', () => {
     const documents = new DocumentStore(store);
     const entry = { ...(await deployModel(store, expiring, textModel, 'textclassification')), created: '01-01-21 00:00' };
     await documents.update(INFERENCE, (inference) => ({ ...inference, [expiring]: entry }));
-    mkdirSync(path.join(server.dataDir, 'training', 'jobs', expiring), { recursive: true });
-    writeFileSync(
-      path.join(server.dataDir, 'training', 'jobs', expiring, 'job.json'),
-      JSON.stringify(jobRecord(expiring)),
-    );
+    writeDeployedJobRecord(server.dataDir, expiring, 'textclassification');
     const classify = `mutation { classifyText(token: "${expiring}", text: "great") { label } }`;
     expect((await server.graphql(classify)).errors).toBeUndefined();
 
@@ -260,24 +257,3 @@ describe('unknown and unavailable models', () => {
     expect(codes(download)).toEqual(['MODEL_EXPIRED']);
   });
 });
-
-function jobRecord(token: string) {
-  const at = new Date(0).toISOString();
-  return {
-    token,
-    task_type: 'textclassification',
-    task_name: 'expiring',
-    model: 'gru',
-    state: 'DEPLOYED',
-    epochs: 1,
-    history: [],
-    error: null,
-    submitted_at: at,
-    started_at: at,
-    finished_at: at,
-    worker: null,
-    heartbeat_at: null,
-    attempts: 1,
-    cancel_requested: false,
-  };
-}
