@@ -12,7 +12,7 @@ import {
   type StagedImage,
 } from './image-dataset';
 import { formatBytes, quote } from './messages';
-import { saveUpload, type UploadInput, uploadName } from './uploads';
+import { receiveUpload, saveUpload, type UploadInput, uploadName } from './uploads';
 
 /** One element of the `classes` input: a class name and its image uploads. */
 export interface ClassUpload {
@@ -45,7 +45,7 @@ export async function ingestImageClasses(
     let classBytes = 0;
     for (const [j, upload] of c.images.entries()) {
       const field = `classes[${i}].images[${j}]`;
-      const file = await upload;
+      const file = await receiveUpload(upload, field);
       const fileName = uploadName(file);
       const path = join(workDir, `image-${i}-${j}`);
       const classRoom = limits.maxClassBytes - classBytes;

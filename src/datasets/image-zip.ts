@@ -13,7 +13,7 @@ import {
 } from './image-dataset';
 import type { DatasetLimits } from './limits';
 import { formatBytes, formatCount, quote } from './messages';
-import { saveUpload, type UploadInput, uploadName } from './uploads';
+import { receiveUpload, saveUpload, type UploadInput, uploadName } from './uploads';
 import { ZipArchive, type ZipEntry } from './zip';
 
 const FIELD = 'dataset';
@@ -32,7 +32,7 @@ const ARCHIVE_EXTENSIONS = ['.zip', '.tar', '.gz', '.tgz', '.bz2', '.xz', '.7z',
  */
 export async function ingestImageZip(upload: UploadInput, options: ImageIngestOptions): Promise<ImageDataset> {
   const { limits, stagingDir } = options;
-  const file = await upload;
+  const file = await receiveUpload(upload, FIELD);
   const name = uploadName(file);
   const workDir = await mkdtemp(join(stagingDir, 'zip-'));
   const zipPath = join(workDir, 'dataset.zip');

@@ -9,7 +9,7 @@ import { BadUserInputError } from '../errors';
 import { checkClassCount, checkClassName, classKey, compareNames } from './class-names';
 import type { DatasetLimits } from './limits';
 import { characterLength, formatBytes, formatCount, listCapped, plural, quote } from './messages';
-import { saveUpload, type UploadInput, uploadName } from './uploads';
+import { receiveUpload, saveUpload, type UploadInput, uploadName } from './uploads';
 
 /**
  * A validated text dataset. `input` is the cell exactly as written: cells starting with `=`,
@@ -56,7 +56,7 @@ export async function ingestTextCsv(
   upload: UploadInput,
   { stagingDir, limits }: TextIngestOptions,
 ): Promise<TextDataset> {
-  const file = await upload;
+  const file = await receiveUpload(upload, FIELD);
   const name = uploadName(file);
   const maxBytes = Math.min(limits.maxUploadBytes, limits.maxCsvBytes);
   const csvPath = join(await mkdtemp(join(stagingDir, 'csv-')), 'dataset.csv');

@@ -2,7 +2,7 @@ import { createWriteStream } from 'node:fs';
 import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
-import { BadUserInputError } from '../errors';
+import { AppError, BadUserInputError } from '../errors';
 import { quote } from './messages';
 
 /** What an upload looks like here; graphql-upload-minimal's `FileUpload` fits it. */
@@ -42,7 +42,7 @@ export async function saveUpload(
   destination: string,
   options: SaveUploadOptions,
 ): Promise<number> {
-  const source = upload.createReadStream();
+  const source = openUpload(upload, options.field);
   let bytes = 0;
   const cap = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
@@ -51,7 +51,14 @@ export async function saveUpload(
       else callback(null, chunk);
     },
   });
-  await pipeline(source, cap, createWriteStream(destination, { flags: 'wx', mode: 0o600 }));
+  // At its own size limit, graphql-upload-minimal unpipes the file stream from every reader:
+  // the pipeline below would then wait forever. Its "limit" event is the one sign left.
+  source.once('limit', () => cap.destroy(options.tooLarge()));
+  try {
+    await pipeline(source, cap, createWriteStream(destination, { flags: 'wx', mode: 0o600 }));
+  } catch (error) {
+    throw transferError(error, options.field, uploadName(upload));
+  }
   // A multipart parser with its own size limit (busboy's `limit`) ends the stream early and
   // marks it truncated instead of failing it; a cut file must not pass as a complete one.
   if ((source as { truncated?: unknown }).truncated === true) throw options.tooLarge();
@@ -66,20 +73,60 @@ export async function saveUpload(
  * `maxBytes`; the same checks as `saveUpload`.
  */
 export async function readUpload(upload: UploadedFile, options: SaveUploadOptions): Promise<Buffer> {
-  const source = upload.createReadStream();
+  const source = openUpload(upload, options.field);
   const chunks: Buffer[] = [];
   let bytes = 0;
-  for await (const chunk of source) {
-    bytes += (chunk as Buffer).length;
-    if (bytes > options.maxBytes) {
-      (source as Readable).destroy();
-      throw options.tooLarge();
+  try {
+    for await (const chunk of source) {
+      bytes += (chunk as Buffer).length;
+      if (bytes > options.maxBytes) {
+        (source as Readable).destroy();
+        throw options.tooLarge();
+      }
+      chunks.push(chunk as Buffer);
     }
-    chunks.push(chunk as Buffer);
+  } catch (error) {
+    throw transferError(error, options.field, uploadName(upload));
   }
   if ((source as { truncated?: unknown }).truncated === true) throw options.tooLarge();
   if (bytes === 0) {
     throw new BadUserInputError(`${options.field}: ${quote(uploadName(upload))} is empty`, options.field);
   }
   return Buffer.concat(chunks);
+}
+
+/**
+ * The upload an input names, once the multipart parser has reached it. A map entry whose file
+ * the body never sends rejects here (graphql-upload-minimal's "File missing in the request").
+ */
+export async function receiveUpload(upload: UploadInput, field: string): Promise<UploadedFile> {
+  try {
+    return await upload;
+  } catch (error) {
+    throw transferError(error, field, 'the uploaded file');
+  }
+}
+
+function openUpload(upload: UploadedFile, field: string): NodeJS.ReadableStream | Readable {
+  try {
+    return upload.createReadStream();
+  } catch (error) {
+    // graphql-upload-minimal refuses to read one file part twice (one part mapped to two inputs).
+    throw transferError(error, field, uploadName(upload));
+  }
+}
+
+/**
+ * Failures of the multipart transfer are the client's: a body that ends or breaks off inside a
+ * file (busboy's "Unexpected end of form"), a file the map names but the body lacks, one part
+ * mapped to two inputs. Our own refusals and the server's I/O errors (they carry a `syscall`)
+ * stay what they are.
+ */
+function transferError(error: unknown, field: string, name: string): unknown {
+  if (error instanceof AppError) return error;
+  if (typeof error === 'object' && error !== null && 'syscall' in error) return error;
+  return new BadUserInputError(
+    `${field}: ${quote(name)} did not arrive whole (the request ended or broke off inside it, or sent it for two inputs)`,
+    field,
+  );
 }

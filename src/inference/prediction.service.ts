@@ -1,5 +1,5 @@
 import type { InferenceConfig } from '../config';
-import { readUpload, type UploadInput } from '../datasets/uploads';
+import { readUpload, receiveUpload, type UploadInput } from '../datasets/uploads';
 import type { DocumentReader } from '../documents';
 import { BadUserInputError } from '../errors';
 import type { PlatformPubSub } from '../events/pubsub';
@@ -86,7 +86,7 @@ export class PredictionService {
   }
 
   private readImage(upload: UploadInput, field: string): Promise<Buffer> {
-    return Promise.resolve(upload).then((file) =>
+    return receiveUpload(upload, field).then((file) =>
       readUpload(file, { field, maxBytes: this.limits.maxImageBytes, tooLarge: () => this.tooLarge(field) }),
     );
   }

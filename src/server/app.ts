@@ -14,7 +14,6 @@ import { ApolloArmor } from '@escape.tech/graphql-armor';
 import cors from 'cors';
 import express from 'express';
 import { type DocumentNode, GraphQLError, parse, specifiedRules, validate } from 'graphql';
-import { graphqlUploadExpress } from 'graphql-upload-minimal';
 import { useServer } from 'graphql-ws/use/ws';
 import pino, { type Logger } from 'pino';
 import { WebSocketServer } from 'ws';
@@ -31,7 +30,7 @@ import { type AdminKeySource, AdminKeyVerifier, deriveKey, resolveAdminKey } fro
 import { bearerFrom } from './auth';
 import { downloadsRouter } from './downloads.route';
 import { formatError, logOperationErrors } from './format-error';
-import { closeConnectionAfterUploads, originOf, requestErrorHandler, requestLogging } from './http';
+import { closeConnectionAfterUploads, graphqlUploads, originOf, requestErrorHandler, requestLogging } from './http';
 import { drainWebSockets, observabilityPlugin } from './plugins';
 import { buildSchema } from './schema';
 import { createPlatform } from './services';
@@ -197,7 +196,7 @@ export function buildApp(options: AppOptions = {}): App {
       '/graphql',
       cors<cors.CorsRequest>(),
       closeConnectionAfterUploads,
-      graphqlUploadExpress({
+      graphqlUploads({
         maxFileSize: config.datasets.maxUploadBytes,
         maxFiles: config.datasets.maxClasses * config.datasets.maxImagesPerClass + 1,
         maxFieldSize: bodyLimit,

@@ -38,7 +38,7 @@ export function formatError(formatted: GraphQLFormattedError, error: unknown): G
   if (original instanceof ArgumentValidationError) {
     return { ...formatted, extensions: { ...formatted.extensions, code: ErrorCode.BAD_USER_INPUT } };
   }
-  if (kind !== 'unexpected') return formatted;
+  if (kind !== 'unexpected') return withoutEchoedValue(formatted);
   return {
     message: 'Internal server error',
     ...(formatted.locations ? { locations: formatted.locations } : {}),
@@ -59,4 +59,18 @@ export function logOperationErrors(logger: Logger, errors: readonly unknown[]): 
       logger.error({ err: original, path: (error as { path?: unknown }).path }, 'Unexpected error while executing an operation');
     }
   }
+}
+
+/** `Variable "$t" got invalid value <the value>[ at "input.x"]; <reason quoting the value>`, as graphql-js words it. */
+const INVALID_VARIABLE = /^(Variable "\$[^"]+") got invalid value [\s\S]*?(?:( at "[^"]*"))?; [\s\S]*$/;
+
+/**
+ * graphql-js quotes the whole value of a variable it cannot coerce, twice: a token sent in the
+ * wrong place would come back in the error (and in any log of it). Only the variable and the
+ * path inside it are named.
+ */
+function withoutEchoedValue(formatted: GraphQLFormattedError): GraphQLFormattedError {
+  const match = INVALID_VARIABLE.exec(formatted.message);
+  if (!match) return formatted;
+  return { ...formatted, message: `${match[1]} has an invalid value${match[2] ?? ''}.` };
 }

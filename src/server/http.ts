@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 import type express from 'express';
+import { processRequest, type UploadOptions } from 'graphql-upload-minimal';
 import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 
@@ -73,4 +74,31 @@ export function requestErrorHandler(logger: Logger): express.ErrorRequestHandler
 export function originOf(request: IncomingMessage): string {
   const encrypted = (request.socket as { encrypted?: boolean }).encrypted === true;
   return `${encrypted ? 'https' : 'http'}://${request.headers.host ?? 'localhost'}`;
+}
+
+/**
+ * graphql-upload-minimal's Express middleware, except that a malformed multipart body answers
+ * 400: the library answers 500 to a body in which it finds neither operations nor map (taking it
+ * for a body another middleware already read, which cannot happen here) and passes busboy's
+ * parse errors on without a status.
+ */
+export function graphqlUploads(options: UploadOptions): express.RequestHandler {
+  return (req, res, next) => {
+    if (!req.is('multipart/form-data')) {
+      next();
+      return;
+    }
+    processRequest(req, res, options).then(
+      (body) => {
+        req.body = body;
+        next();
+      },
+      (error: { status?: number }) => {
+        // Parsing reads the request and nothing else, so every failure is the request's: busboy's
+        // own errors ("Unexpected end of form", "Malformed part header") carry no status at all.
+        const status = typeof error?.status === 'number' && error.status >= 400 && error.status < 500 ? error.status : 400;
+        next(Object.assign(error instanceof Error ? error : new Error(String(error)), { status, statusCode: status }));
+      },
+    );
+  };
 }
