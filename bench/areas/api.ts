@@ -8,7 +8,7 @@ import { REVIEW } from '../lib/inputs';
 import { closedLoop, type LoadOptions } from '../lib/load';
 import { processCpuMillis } from '../lib/machine';
 import { deployAll, ensureModels } from '../lib/models';
-import { summarizeProfile } from '../lib/profile';
+import { profileTables, summarizeProfile } from '../lib/profile';
 import { ms, rate, ratio, table, type TargetCheck } from '../lib/report';
 import { type LatencySummary, median, medianOf, pairedRatio, summarize } from '../lib/stats';
 
@@ -197,16 +197,7 @@ function report(cells: Map<string, Cell[]>, profile: string, sizes: number[], ct
     '',
     `\`bench/.cache/profiles/${path.basename(profile)}\`: ${summary.busyMillis.toFixed(0)} ms busy, idle ${(summary.idleShare * 100).toFixed(0)} %.`,
     '',
-    table(
-      ['Self time by owner', 'ms', 'share'],
-      summary.byOwner.map((entry) => [entry.owner, entry.millis.toFixed(0), `${(entry.share * 100).toFixed(0)} %`]),
-    ),
-    '',
-    table(
-      ['Self time by function', 'owner', 'ms', 'share'],
-      summary.byFunction.map((entry) => [`\`${entry.name}\``, entry.owner, entry.millis.toFixed(0), `${(entry.share * 100).toFixed(0)} %`]),
-      'llrr',
-    ),
+    ...profileTables(summary),
   ];
   return { title: 'API overhead', markdown: sections.join('\n'), targets };
 }

@@ -7,7 +7,7 @@ import { classifyImage, classifyText, drainJson, drainMultipart } from '../lib/h
 import { photoJpeg, REVIEW } from '../lib/inputs';
 import { closedLoop, type LoadOptions, type LoadResult } from '../lib/load';
 import { type BenchModel, deployAll, ensureModels, IMAGE_ARCHS, TEXT_ARCHS } from '../lib/models';
-import { summarizeProfile } from '../lib/profile';
+import { profileTables, summarizeProfile } from '../lib/profile';
 import { ms, rate, ratio, table, type TargetCheck } from '../lib/report';
 import type { stageTrace } from '../prototypes/stage-trace';
 import { type LatencySummary, median, medianOf, pairedRatio, summarize } from '../lib/stats';
@@ -498,16 +498,7 @@ function report(
       '',
       `\`${path.relative(path.resolve(ctx.profiles, '..', '..', '..'), file)}\`: ${summary.busyMillis.toFixed(0)} ms busy, idle ${(summary.idleShare * 100).toFixed(0)} % of the window (inference runs on the worker thread, not sampled here).`,
       '',
-      table(
-        ['Self time by owner', 'ms', 'share'],
-        summary.byOwner.map((entry) => [entry.owner, entry.millis.toFixed(0), `${(entry.share * 100).toFixed(0)} %`]),
-      ),
-      '',
-      table(
-        ['Self time by function', 'owner', 'ms', 'share'],
-        summary.byFunction.map((entry) => [`\`${entry.name}\``, entry.owner, entry.millis.toFixed(0), `${(entry.share * 100).toFixed(0)} %`]),
-        'llrr',
-      ),
+      ...profileTables(summary),
     );
   }
   return {

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { REPO_ROOT } from './machine';
+import { table } from './report';
 
 interface ProfileNode {
   id: number;
@@ -90,4 +91,21 @@ function ownerOf(url: string, functionName: string): string {
     return `flash ${relative.slice(0, Math.min(2, relative.length - 1)).join('/')}/`;
   }
   return file;
+}
+
+/** The two tables every profile section shows: self time by owner, and by function. */
+export function profileTables(summary: ProfileSummary): string[] {
+  const share = (value: number) => `${(value * 100).toFixed(0)} %`;
+  return [
+    table(
+      ['Self time by owner', 'ms', 'share'],
+      summary.byOwner.map((entry) => [entry.owner, entry.millis.toFixed(0), share(entry.share)]),
+    ),
+    '',
+    table(
+      ['Self time by function', 'owner', 'ms', 'share'],
+      summary.byFunction.map((entry) => [`\`${entry.name}\``, entry.owner, entry.millis.toFixed(0), share(entry.share)]),
+      'llrr',
+    ),
+  ];
 }

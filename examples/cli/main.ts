@@ -3,7 +3,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { describeError, FlashClient, GraphQLRequestError } from './client';
 import { download } from './commands/download';
 import { predict } from './commands/predict';
-import { follow, train } from './commands/train';
+import { follow, train, type TrainOptions } from './commands/train';
 import type { ModelArchitecture, ModelFormat, Optimizer, PretrainDataset, TaskType } from '../gql/graphql';
 import type { Streams } from './output';
 
@@ -102,17 +102,8 @@ export async function main(argv: readonly string[], io: Streams = process): Prom
   }
 }
 
-interface TrainCommandOptions {
-  task?: string;
-  name?: string;
-  model?: ModelArchitecture;
-  optimizer: Optimizer;
-  lr: number;
-  batchSize: number;
-  epochs: number;
-  split: string;
-  pretrain?: PretrainDataset;
-}
+/** The train command's options as commander parses them: `--task` still unchecked. */
+type TrainCommandOptions = Omit<TrainOptions, 'task'> & { task?: string };
 
 function url(value: string): string {
   if (!URL.canParse(value)) throw new InvalidArgumentError('Not a URL.');
