@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except TrainerError as error:
         return _fail(emit, error)
+    except Terminated:
+        return _fail(emit, Cancelled("cancelled by SIGTERM"))
     except KeyboardInterrupt:
         return _fail(emit, Cancelled("cancelled by an interrupt"))
     except torch.cuda.OutOfMemoryError:
@@ -82,9 +84,15 @@ def _fail(emit: Emit, error: TrainerError) -> int:
     return error.exit_code
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived. A BaseException, like KeyboardInterrupt, so that no `except Exception`
+    on the way can swallow it: logging's handlers do exactly that with errors raised while they
+    write, and a SIGTERM landing during a log call used to leave the job running."""
+
+
 def _cancel(signum: int, frame: FrameType | None) -> None:
     """SIGTERM (the server cancelling the job) unwinds training from wherever it is."""
-    raise Cancelled("cancelled by SIGTERM")
+    raise Terminated()
 
 
 def _claim_stdout() -> TextIO:
