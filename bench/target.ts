@@ -29,6 +29,7 @@ import { InferenceEngine } from '../src/inference';
 import { download, readTextMetadata } from '../src/inference/model-artifacts';
 import { centerCrop, prepareImage, preparedSize } from '../src/preprocessing/image';
 import { buildApp, type App } from '../src/server/app';
+import { inferenceOptions } from '../src/server/services';
 import { FsStore, type ObjectStore } from '../src/store';
 import { closedLoop, type LoadOptions } from './lib/load';
 import { CachingStore, DocumentCache } from './prototypes/document-cache';
@@ -128,15 +129,7 @@ const ops: Record<string, (args: Args) => Promise<unknown>> = {
     const config = loadConfig({}, { dataDir, inference: { batchWaitMillis: args.batchWaitMillis as number } });
     engine = new InferenceEngine(
       new FsStore(dataDir),
-      {
-        cacheDir: path.join(config.training.workDir, 'inference'),
-        maxLoadedModels: config.inference.maxLoadedModels,
-        intraOpThreads: config.inference.threads,
-        maxBatchSize: config.inference.maxBatchSize,
-        batchWaitMillis: config.inference.batchWaitMillis,
-        imageSize: config.training.imageSize,
-        maxImagePixels: config.datasets.maxImagePixels,
-      },
+      inferenceOptions(config),
       pino({ level: 'silent' }),
     );
     return { pid: process.pid };

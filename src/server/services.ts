@@ -7,7 +7,7 @@ import { CleanupService } from '../cleanup/cleanup.service';
 import type { Config } from '../config';
 import { DocumentStore } from '../documents';
 import { createPlatformPubSub, type PlatformPubSub } from '../events/pubsub';
-import { InferenceEngine } from '../inference';
+import { DEFAULT_INFERENCE_OPTIONS, InferenceEngine, type InferenceOptions } from '../inference';
 import { PredictionService } from '../inference/prediction.service';
 import { DownloadService } from '../models/download.service';
 import { ModelService } from '../models/model.service';
@@ -30,6 +30,20 @@ export interface Platform {
   start(): void;
   /** Stops the background work, lets running predictions finish, frees the models. */
   stop(): Promise<void>;
+}
+
+/** The inference engine's options as the configuration sets them (the benchmark uses them too). */
+export function inferenceOptions(config: Config): InferenceOptions {
+  return {
+    cacheDir: path.join(config.training.workDir, 'inference'),
+    maxLoadedModels: config.inference.maxLoadedModels,
+    intraOpThreads: config.inference.threads,
+    maxBatchSize: config.inference.maxBatchSize,
+    batchWaitMillis: config.inference.batchWaitMillis,
+    imageSize: config.training.imageSize,
+    maxImagePixels: config.datasets.maxImagePixels,
+    maxTextLength: DEFAULT_INFERENCE_OPTIONS.maxTextLength,
+  };
 }
 
 /** The platform's singletons, wired store → documents → services; nothing of HTTP or GraphQL. */
@@ -67,13 +81,7 @@ export function createPlatform(config: Config, store: ObjectStore, logger: Logge
   const engine = new InferenceEngine(
     store,
     {
-      cacheDir: path.join(config.training.workDir, 'inference'),
-      maxLoadedModels: config.inference.maxLoadedModels,
-      intraOpThreads: config.inference.threads,
-      maxBatchSize: config.inference.maxBatchSize,
-      batchWaitMillis: config.inference.batchWaitMillis,
-      imageSize: config.training.imageSize,
-      maxImagePixels: config.datasets.maxImagePixels,
+      ...inferenceOptions(config),
       onRun: ({ taskType, batchSize, seconds }) => {
         metrics.inferenceDuration.observe({ task_type: taskType }, seconds);
         metrics.batchSize.observe({ task_type: taskType }, batchSize);
