@@ -27,7 +27,7 @@ const AREAS: Record<string, { about: string; run(ctx: AreaContext): Promise<Area
     run: (ctx) => inferenceArea('image', ctx),
   },
   text: { about: 'text models (lstm, gru), the same measurements', run: (ctx) => inferenceArea('text', ctx) },
-  api: { about: '`status` per second against a bare Apollo server; cross-request document cache prototypes', run: apiArea },
+  api: { about: '`status` per second against a bare Apollo server, with and without the document cache', run: apiArea },
   training: { about: 'submitTraining → DEPLOYED on CPU, split into stages', run: trainingArea },
   memory: { about: 'RSS after 100 vs 10,000 predictions; peak RSS ingesting a 100 MB ZIP', run: memoryArea },
   gpu: { about: 'python3 -m trainer.bench when CUDA is available (skipped otherwise)', run: gpuArea },

@@ -32,7 +32,7 @@ import { buildApp, type App } from '../src/server/app';
 import { inferenceOptions } from '../src/server/services';
 import { FsStore, type ObjectStore } from '../src/store';
 import { closedLoop, type LoadOptions } from './lib/load';
-import { CachingStore, DocumentCache } from './prototypes/document-cache';
+import { UncachedStore } from './lib/uncached-store';
 import { installIdleBatching } from './prototypes/idle-batching';
 import { installStageTrace, resetStageTrace, stageTrace } from './prototypes/stage-trace';
 
@@ -68,15 +68,14 @@ const SESSION_OPTIONS: InferenceSession.SessionOptions = {
 
 const ops: Record<string, (args: Args) => Promise<unknown>> = {
   /**
-   * A Flash server on port 0. `cache` swaps in one of the bench's document-cache prototypes,
-   * `idleBatching` the coalescing prototype, `trace` times each request's stages.
+   * A Flash server on port 0. `uncached` reads every document on every request (the
+   * server before its document cache), `idleBatching` the coalescing prototype, `trace`
+   * times each request's stages.
    */
   async server(args) {
     const dataDir = args.dataDir as string;
-    const cache = (args.cache as 'none' | 'store' | 'documents' | undefined) ?? 'none';
     let store: ObjectStore = new FsStore(dataDir);
-    if (cache === 'store') store = new CachingStore(store);
-    if (cache === 'documents') store = DocumentCache.install(store);
+    if (args.uncached) store = new UncachedStore(store);
     if (args.trace) installStageTrace();
     if (args.idleBatching) installIdleBatching();
     app = buildApp({

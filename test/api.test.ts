@@ -216,9 +216,18 @@ class InstrumentedStore extends FsStore {
   failWith: Error | undefined;
 
   override async get(key: string) {
+    this.count(key);
+    return super.get(key);
+  }
+
+  override async getIfChanged(key: string, etag: string) {
+    this.count(key);
+    return super.getIfChanged(key, etag);
+  }
+
+  private count(key: string): void {
     this.reads.set(key, (this.reads.get(key) ?? 0) + 1);
     if (this.failWith) throw this.failWith;
-    return super.get(key);
   }
 }
 

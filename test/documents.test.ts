@@ -137,6 +137,62 @@ describe('read-modify-write', () => {
   });
 });
 
+describe('the document cache', () => {
+  /** An fs store that counts full reads (bytes read and parsed) per key. */
+  class CountingStore extends FsStore {
+    fullReads = 0;
+    override async get(key: string) {
+      this.fullReads++;
+      return super.get(key);
+    }
+  }
+
+  it('parses an unchanged document once, and sees every change, whoever made it', async () => {
+    const store = new CountingStore(root);
+    const cached = new DocumentStore(store);
+    await cached.initialize();
+    store.fullReads = 0;
+    expect((await cached.read(STATUS)).dev_mode).toBe(false);
+    expect((await cached.read(STATUS)).dev_mode).toBe(false);
+    expect(store.fullReads).toBe(1);
+
+    // Another server on the same folder, then a person editing the file by hand.
+    await new DocumentStore(new FsStore(root)).update(STATUS, (status) => ({ ...status, dev_mode: true }));
+    expect((await cached.read(STATUS)).dev_mode).toBe(true);
+    writeFileSync(path.join(root, 'status.json'), JSON.stringify({ ...readJson('status.json'), dev_mode: false }));
+    expect((await cached.read(STATUS)).dev_mode).toBe(false);
+    rmSync(path.join(root, 'status.json'));
+    expect(await cached.snapshot(STATUS)).toBeNull();
+  });
+
+  it('keeps what this process wrote without reading it back', async () => {
+    const store = new CountingStore(root);
+    const cached = new DocumentStore(store);
+    await cached.initialize();
+    await cached.update(CLEANUP, () => ({ status: 'sleeping' }));
+    store.fullReads = 0;
+    expect(await cached.read(CLEANUP)).toEqual({ status: 'sleeping' });
+    expect(store.fullReads).toBe(0);
+  });
+
+  it('hands out frozen values, so that no reader can change what the others see', async () => {
+    await documents.initialize();
+    const status = await documents.read(STATUS);
+    expect(() => {
+      (status as { dev_mode: boolean }).dev_mode = true;
+    }).toThrow(TypeError);
+    expect((await documents.read(STATUS)).dev_mode).toBe(false);
+  });
+
+  it('never shows an invalid document from the cache: the error comes back on every read', async () => {
+    await documents.initialize();
+    await documents.read(STATUS);
+    writeFileSync(path.join(root, 'status.json'), '{"status": 42}');
+    await expect(documents.read(STATUS)).rejects.toBeInstanceOf(DocumentInvalidError);
+    await expect(documents.read(STATUS)).rejects.toBeInstanceOf(DocumentInvalidError);
+  });
+});
+
 describe('stored values', () => {
   it('read created as UTC and write it back in the same form', () => {
     expect(parseCreated('10-01-21 18:13')?.toISOString()).toBe('2021-01-10T18:13:00.000Z');

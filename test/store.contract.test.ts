@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-import { FsStore, InvalidKeyError, type ObjectStore, PreconditionFailedError, S3Store } from '../src/store';
+import { FsStore, InvalidKeyError, type ObjectStore, PreconditionFailedError, S3Store, UNCHANGED } from '../src/store';
 import { startS3Server, type S3TestServer } from './helpers/s3';
 
 interface Adapter {
@@ -80,6 +80,18 @@ describe.each(adapters)('object store contract: $name', (adapter) => {
     const second = await store.put('doc.json', Buffer.from('{"a":1}'));
     expect(second.etag).not.toBe(first.etag);
     expect((await store.get('doc.json'))?.body.toString()).toBe('{"a":1}');
+  });
+
+  it('answers UNCHANGED to a read conditional on the current version tag, else the object', async () => {
+    const first = await store.put('doc.json', Buffer.from('{"v":1}'));
+    await expect(store.getIfChanged('doc.json', first.etag)).resolves.toBe(UNCHANGED);
+    const second = await store.put('doc.json', Buffer.from('{"v":2}'));
+    const changed = await store.getIfChanged('doc.json', first.etag);
+    expect(changed).not.toBe(UNCHANGED);
+    expect(changed).toMatchObject({ etag: second.etag });
+    expect(changed !== UNCHANGED && changed?.body.toString()).toBe('{"v":2}');
+    await store.delete('doc.json');
+    await expect(store.getIfChanged('doc.json', second.etag)).resolves.toBeNull();
   });
 
   it('streams files in and out', async () => {

@@ -4,7 +4,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { z } from 'zod';
 
 import { DocumentInvalidError, StoreUnavailableError } from '../errors';
-import { InvalidKeyError, type ObjectStore, PreconditionFailedError } from '../store';
+import { InvalidKeyError, type ObjectStore, PreconditionFailedError, UNCHANGED } from '../store';
 import { KeyedMutex } from '../store/keyed-mutex';
 import {
   cleanupSchema,
@@ -27,26 +27,38 @@ export interface DocumentDefinition<T> {
   readonly initial: T | undefined;
   /** The top-level keys are credentials (model tokens): error messages must not show them. */
   readonly secretKeys: boolean;
+  /**
+   * Keep the parsed value between reads, revalidated by version tag: for the few documents
+   * every request reads, never for the unbounded per-job ones.
+   */
+  readonly cached: boolean;
 }
 
 export function defineDocument<T>(
   key: string,
   schema: z.ZodType<T>,
   initial?: T,
-  { secretKeys = false, name = key }: { secretKeys?: boolean; name?: string } = {},
+  { secretKeys = false, name = key, cached = false }: { secretKeys?: boolean; name?: string; cached?: boolean } = {},
 ): DocumentDefinition<T> {
-  return Object.freeze({ key, name, schema, initial, secretKeys });
+  return Object.freeze({ key, name, schema, initial, secretKeys, cached });
 }
 
-export const STATUS = defineDocument<StatusDocument>('status.json', statusSchema, {
-  status: 'sleeping',
-  token: '',
-  task_type: '',
-  dev_mode: false,
+export const STATUS = defineDocument<StatusDocument>(
+  'status.json',
+  statusSchema,
+  { status: 'sleeping', token: '', task_type: '', dev_mode: false },
+  { cached: true },
+);
+export const CLEANUP = defineDocument<CleanupDocument>('cleanup.json', cleanupSchema, { status: 'active' }, { cached: true });
+export const INFERENCE = defineDocument<InferenceDocument>(
+  'inference.json',
+  inferenceSchema,
+  {},
+  { secretKeys: true, cached: true },
+);
+export const TRAINING = defineDocument<TrainingDocument>('training/training.json', trainingSchema, undefined, {
+  cached: true,
 });
-export const CLEANUP = defineDocument<CleanupDocument>('cleanup.json', cleanupSchema, { status: 'active' });
-export const INFERENCE = defineDocument<InferenceDocument>('inference.json', inferenceSchema, {}, { secretKeys: true });
-export const TRAINING = defineDocument<TrainingDocument>('training/training.json', trainingSchema);
 
 /** Documents created at first start, in this order. */
 export const INITIAL_DOCUMENTS: readonly DocumentDefinition<unknown>[] = [STATUS, CLEANUP, INFERENCE];
@@ -76,6 +88,12 @@ export interface UpdateOptions {
  * `DocumentInvalidError` naming the file and the keys at fault, and is never overwritten.
  * Every write is a compare-and-swap on the version read, retried on conflict, so two writers
  * never lose each other's update.
+ *
+ * Documents marked `cached` keep their parsed value between reads, and every read asks the store
+ * whether the version tag is still the one parsed (`getIfChanged`: a stat, a conditional GET).
+ * Whoever wrote meanwhile, this process, another server on the bucket or a person editing the
+ * file, the next read sees it; an unchanged document costs no read, parse or validation. Values
+ * are deep-frozen, since every reader shares them.
  */
 export class DocumentStore implements DocumentReader {
   /**
@@ -83,6 +101,8 @@ export class DocumentStore implements DocumentReader {
    * compare-and-swap is left to settle races with other processes, where retries are rare.
    */
   private readonly updates = new KeyedMutex();
+  /** The last snapshot read or written of each `cached` document, by key. */
+  private readonly snapshots = new Map<string, Snapshot<unknown>>();
 
   constructor(readonly store: ObjectStore) {}
 
@@ -112,9 +132,20 @@ export class DocumentStore implements DocumentReader {
 
   /** The document and its version tag, or `null` when it does not exist. */
   async snapshot<T>(document: DocumentDefinition<T>): Promise<Snapshot<T> | null> {
-    const stored = await this.guard(() => this.store.get(document.key));
-    if (!stored) return null;
-    return { value: parse(document, stored.body), etag: stored.etag };
+    if (!document.cached) {
+      const stored = await this.guard(() => this.store.get(document.key));
+      return stored && { value: parse(document, stored.body), etag: stored.etag };
+    }
+    const cached = this.snapshots.get(document.key) as Snapshot<T> | undefined;
+    const stored = await this.guard(() =>
+      cached ? this.store.getIfChanged(document.key, cached.etag) : this.store.get(document.key),
+    );
+    if (stored === UNCHANGED) return cached as Snapshot<T>;
+    if (!stored) {
+      this.snapshots.delete(document.key);
+      return null;
+    }
+    return this.remember(document, deepFreeze(parse(document, stored.body)), stored.etag);
   }
 
   /**
@@ -140,13 +171,15 @@ export class DocumentStore implements DocumentReader {
       if (snapshot && isDeepStrictEqual(next, snapshot.value)) return snapshot.value;
       assertValid(document, next);
       try {
-        await this.guard(() =>
+        const { etag } = await this.guard(() =>
           this.store.put(
             document.key,
             serialize(next),
             snapshot ? { ifMatch: snapshot.etag } : { ifNoneMatch: '*' },
           ),
         );
+        // The cache gets its own copy: `next` may hold objects the caller still owns.
+        if (document.cached) this.remember(document, deepFreeze(cloneJson(next)), etag);
         return next;
       } catch (error) {
         if (!(error instanceof PreconditionFailedError)) throw error;
@@ -167,6 +200,12 @@ export class DocumentStore implements DocumentReader {
     await this.guard(() => this.store.delete(document.key));
   }
 
+  private remember<T>(document: DocumentDefinition<T>, value: T, etag: string): Snapshot<T> {
+    const snapshot = { value, etag };
+    this.snapshots.set(document.key, snapshot);
+    return snapshot;
+  }
+
   private guard<R>(operation: () => Promise<R>): Promise<R> {
     return storeOperation(operation);
   }
@@ -185,6 +224,15 @@ export async function storeOperation<R>(operation: () => Promise<R>): Promise<R>
     if (error instanceof InvalidKeyError) throw error;
     throw new StoreUnavailableError(error);
   }
+}
+
+/** Freezes `value` and everything in it: a shared cached document must not be changed by a reader. */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
 }
 
 /** Documents are JSON, so a JSON round trip is a faithful private copy. */

@@ -85,7 +85,7 @@ export function isWellFormedToken(token: string): boolean {
   return /^[A-Za-z0-9_-]{1,200}$/.test(token);
 }
 
-export const QUEUE = defineDocument<QueueDocument>('training/queue.json', queueSchema, { jobs: [] });
+export const QUEUE = defineDocument<QueueDocument>('training/queue.json', queueSchema, { jobs: [] }, { cached: true });
 
 export function jobRecordDocument(token: string): DocumentDefinition<JobRecord> {
   return defineDocument<JobRecord>(`training/jobs/${token}/job.json`, jobRecordSchema, undefined, {

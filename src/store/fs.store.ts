@@ -12,6 +12,7 @@ import {
   type PutOptions,
   PreconditionFailedError,
   type StoredObject,
+  UNCHANGED,
 } from './object-store';
 
 /** Shared by every FsStore of the process, so that two instances on one folder also serialise. */
@@ -51,6 +52,12 @@ export class FsStore implements ObjectStore {
     } finally {
       await handle.close();
     }
+  }
+
+  async getIfChanged(key: string, etag: string): Promise<StoredObject | typeof UNCHANGED | null> {
+    // One stat by path: the tag of the file the path names now, as `get` would read it.
+    if ((await this.currentTag(this.resolve(key))) === etag) return UNCHANGED;
+    return this.get(key);
   }
 
   async put(key: string, body: Buffer, options: PutOptions = {}): Promise<{ etag: string }> {

@@ -12,6 +12,9 @@ export interface StoredObject {
   etag: string;
 }
 
+/** What `getIfChanged` answers when the object still has the version tag the caller holds. */
+export const UNCHANGED: unique symbol = Symbol('unchanged');
+
 export interface PutOptions {
   /** Write only if the object's current version tag equals this one. */
   ifMatch?: string;
@@ -25,6 +28,11 @@ export interface ObjectStore {
   readonly kind: 'fs' | 's3';
   /** The object, or `null` when there is none under `key`. */
   get(key: string): Promise<StoredObject | null>;
+  /**
+   * `UNCHANGED` when the object's version tag is still `etag`, without reading its bytes (a
+   * stat of the file, a conditional GET answered 304); otherwise what `get` answers.
+   */
+  getIfChanged(key: string, etag: string): Promise<StoredObject | typeof UNCHANGED | null>;
   /** Writes atomically: a reader sees the old bytes or the new ones, never a mix. */
   put(key: string, body: Buffer, options?: PutOptions): Promise<{ etag: string }>;
   /** Streams a local file into the store under `key` (model weights, large datasets). */

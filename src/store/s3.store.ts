@@ -23,6 +23,7 @@ import {
   type PutOptions,
   PreconditionFailedError,
   type StoredObject,
+  UNCHANGED,
 } from './object-store';
 
 /**
@@ -55,14 +56,28 @@ export class S3Store implements ObjectStore {
     });
   }
 
-  async get(key: string): Promise<StoredObject | null> {
+  get(key: string): Promise<StoredObject | null> {
+    return this.fetch(key);
+  }
+
+  getIfChanged(key: string, etag: string): Promise<StoredObject | typeof UNCHANGED | null> {
+    return this.fetch(key, etag);
+  }
+
+  /** GetObject, conditional on `ifNoneMatch` when given: 304 Not Modified answers `UNCHANGED`. */
+  private fetch(key: string): Promise<StoredObject | null>;
+  private fetch(key: string, ifNoneMatch: string): Promise<StoredObject | typeof UNCHANGED | null>;
+  private async fetch(key: string, ifNoneMatch?: string): Promise<StoredObject | typeof UNCHANGED | null> {
     assertValidKey(key);
     try {
-      const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      const response = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: key, ...(ifNoneMatch ? { IfNoneMatch: ifNoneMatch } : {}) }),
+      );
       const body = Buffer.from((await response.Body?.transformToByteArray()) ?? new Uint8Array());
       return { body, etag: response.ETag ?? '' };
     } catch (error) {
       if (isNotFound(error)) return null;
+      if (ifNoneMatch && statusOf(error) === 304) return UNCHANGED;
       throw error;
     }
   }
