@@ -26,6 +26,7 @@ import { loadConfig } from '../src/config';
 import { DocumentStore, INFERENCE } from '../src/documents';
 import type { InferenceEntry } from '../src/documents/schemas';
 import { InferenceEngine } from '../src/inference';
+import { sessionOptions } from '../src/inference/inference.engine';
 import { download, readTextMetadata } from '../src/inference/model-artifacts';
 import { centerCrop, prepareImage, preparedSize } from '../src/preprocessing/image';
 import { buildApp, type App } from '../src/server/app';
@@ -33,7 +34,6 @@ import { inferenceOptions } from '../src/server/services';
 import { FsStore, type ObjectStore } from '../src/store';
 import { closedLoop, type LoadOptions } from './lib/load';
 import { UncachedStore } from './lib/uncached-store';
-import { installIdleBatching } from './prototypes/idle-batching';
 import { installStageTrace, resetStageTrace, stageTrace } from './prototypes/stage-trace';
 
 type Args = Record<string, unknown>;
@@ -56,28 +56,16 @@ let bare: { apollo: ApolloServer; server: Server } | undefined;
 let engine: InferenceEngine | undefined;
 let profiler: Session | undefined;
 
-/** The session options the engine uses (`InferenceEngine.sessionOptions`), for the per-request loads. */
-const SESSION_OPTIONS: InferenceSession.SessionOptions = {
-  intraOpNumThreads: 1,
-  interOpNumThreads: 1,
-  executionMode: 'sequential',
-  graphOptimizationLevel: 'all',
-  enableCpuMemArena: true,
-  logSeverityLevel: 3,
-};
-
 const ops: Record<string, (args: Args) => Promise<unknown>> = {
   /**
    * A Flash server on port 0. `uncached` reads every document on every request (the
-   * server before its document cache), `idleBatching` the coalescing prototype, `trace`
-   * times each request's stages.
+   * server before its document cache); `trace` times each request's stages.
    */
   async server(args) {
     const dataDir = args.dataDir as string;
     let store: ObjectStore = new FsStore(dataDir);
     if (args.uncached) store = new UncachedStore(store);
     if (args.trace) installStageTrace();
-    if (args.idleBatching) installIdleBatching();
     app = buildApp({
       env: { FLASH_ADMIN_KEY: 'bench-admin-key-0123456789', ...(args.env as Record<string, string> | undefined) },
       config: {
@@ -125,7 +113,7 @@ const ops: Record<string, (args: Args) => Promise<unknown>> = {
   /** The inference engine with the options `buildApp` gives it, on the same store. */
   async engine(args) {
     const dataDir = args.dataDir as string;
-    const config = loadConfig({}, { dataDir, inference: { batchWaitMillis: args.batchWaitMillis as number } });
+    const config = loadConfig((args.env as Record<string, string> | undefined) ?? {}, { dataDir });
     engine = new InferenceEngine(
       new FsStore(dataDir),
       inferenceOptions(config),
@@ -181,7 +169,7 @@ const ops: Record<string, (args: Args) => Promise<unknown>> = {
       }
       case 'reload':
         return closedLoop(async () => {
-          const session = await InferenceSession.create(onnx, SESSION_OPTIONS);
+          const session = await InferenceSession.create(onnx, sessionOptions(1));
           try {
             const outputs = await session.run(await feed());
             if (!outputs.logits) throw new Error('no logits');
@@ -197,7 +185,7 @@ const ops: Record<string, (args: Args) => Promise<unknown>> = {
           await mkdir(folder, { recursive: true });
           try {
             const file = await download(store, entry.model_filename_onnx!, folder, 'model.onnx');
-            const session = await InferenceSession.create(file, SESSION_OPTIONS);
+            const session = await InferenceSession.create(file, sessionOptions(1));
             try {
               const outputs = await session.run(await feed());
               if (!outputs.logits) throw new Error('no logits');
@@ -214,7 +202,7 @@ const ops: Record<string, (args: Args) => Promise<unknown>> = {
       case 'ort': {
         const threads = (args.threads as number | undefined) ?? 1;
         const batch = (args.batch as number | undefined) ?? 1;
-        const session = await InferenceSession.create(onnx, { ...SESSION_OPTIONS, intraOpNumThreads: threads });
+        const session = await InferenceSession.create(onnx, sessionOptions(threads));
         const one = await feed();
         const feeds = Object.fromEntries(
           Object.entries(one).map(([name, tensor]) => {

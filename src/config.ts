@@ -61,7 +61,8 @@ const envSchema = z
     FLASH_MAX_PREDICT_INPUTS: z.coerce.number().int().positive().default(64),
     FLASH_MAX_IMAGE_MB: z.coerce.number().positive().default(10),
     FLASH_BATCH_MAX: z.coerce.number().int().positive().default(16),
-    FLASH_BATCH_WAIT_MS: z.coerce.number().min(0).max(100).default(2),
+    FLASH_BATCH_COALESCE: booleanString.default(true),
+    FLASH_BATCH_WAIT_MS: z.coerce.number().min(0).max(100).default(0),
     FLASH_MAX_QUERY_DEPTH: z.coerce.number().int().positive().default(10),
     FLASH_MAX_QUERY_COST: z.coerce.number().int().positive().default(5000),
     FLASH_MAX_QUERY_ALIASES: z.coerce.number().int().positive().default(15),
@@ -164,7 +165,9 @@ export interface InferenceConfig {
   maxImageBytes: number;
   /** Most inputs one coalesced run takes. Default `16`. */
   maxBatchSize: number;
-  /** How long a prediction waits for others to share its run, in milliseconds; `0` turns coalescing off. Default `2`. */
+  /** Merge concurrent predictions on one model into one run. Default `true`. */
+  coalesce: boolean;
+  /** With the inference worker idle, how long a prediction waits for others to share its run, in milliseconds. Default `0`. */
   batchWaitMillis: number;
 }
 
@@ -306,6 +309,7 @@ export function loadConfig(
       maxInputsPerRequest: e.FLASH_MAX_PREDICT_INPUTS,
       maxImageBytes: Math.round(e.FLASH_MAX_IMAGE_MB * MIB),
       maxBatchSize: e.FLASH_BATCH_MAX,
+      coalesce: e.FLASH_BATCH_COALESCE,
       batchWaitMillis: e.FLASH_BATCH_WAIT_MS,
       ...overrides.inference,
     },

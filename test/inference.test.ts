@@ -230,8 +230,25 @@ describe('batching', () => {
     expect(engine.stats()).toMatchObject({ runs: 3, inputs: 10, batchSizes: { 4: 2, 2: 1 } });
   });
 
-  test('with batchWaitMillis 0 each request runs alone, its own inputs together', async () => {
-    const engine = newEngine({ batchWaitMillis: 0 });
+  test('predictions that find the worker busy gather until it is free, and then run as one batch', async () => {
+    const engine = newEngine({ maxBatchSize: 512 });
+    const picture = imageModel.sources[0]!.input;
+    await engine.classifyTexts(text, ['warm up']);
+    await engine.classifyImages(image, [picture]);
+    expect(engine.stats().batchSizes).toEqual({ 1: 2 });
+
+    // A long run of another model occupies the worker; the texts sent meanwhile wait for it.
+    const long = engine.classifyImages(image, Array.from({ length: 256 }, () => picture));
+    while (engine.stats().runs < 3) await new Promise((resolve) => setImmediate(resolve));
+    const texts = ['great', 'awful', 'happy film', 'sad film', 'superb acting'];
+    const answers = await Promise.all(texts.map((sentence) => engine.classifyTexts(text, [sentence])));
+    await long;
+    expect(answers.flat()).toHaveLength(5);
+    expect(engine.stats()).toMatchObject({ runs: 4, batchSizes: { 1: 2, 256: 1, 5: 1 } });
+  });
+
+  test('with coalescing off each request runs alone, its own inputs together', async () => {
+    const engine = newEngine({ coalesce: false });
     const texts = ['great', 'awful', 'happy film', 'sad film', 'superb acting'];
     await Promise.all(texts.map((sentence) => engine.classifyTexts(text, [sentence])));
     expect(engine.stats()).toMatchObject({ runs: 5, batchSizes: { 1: 5 } });
@@ -240,7 +257,7 @@ describe('batching', () => {
   });
 
   test('a long batch does not stall the event loop', async () => {
-    const engine = newEngine({ batchWaitMillis: 0, maxBatchSize: 1024 });
+    const engine = newEngine({ coalesce: false, maxBatchSize: 1024 });
     const picture = imageModel.sources[0]!.input;
     await engine.classifyImages(image, [picture]);
     const pictures = Array.from({ length: 768 }, () => picture);

@@ -19,15 +19,17 @@ import { type LatencySummary, median, medianOf, pairedRatio, summarize } from '.
  *     (`classifyText` as JSON) from Node's fetch in this process;
  *   direct, coalescing on / off: `InferenceEngine.classifyImages` / `classifyTexts` in a
  *     process of its own, same options, same store, same preprocessing;
- * plus, at 1 client, the original platform's way (a new onnxruntime session per request) and
- * the stages alone (decoding and cropping; `session.run` on its own).
+ * two other settings of the server at 1 and 16 clients (`FLASH_BATCH_WAIT_MS=2`, the old
+ * fixed coalescing wait; `FLASH_INFERENCE_THREADS=2`); and, at 1 client, the original
+ * platform's way (a new onnxruntime session per request) and the stages alone (decoding and
+ * cropping; `session.run` on its own).
  */
 
-const VARIANTS = ['graphql', 'graphql-off', 'direct', 'direct-off', 'graphql-idle', 'graphql-tuned'] as const;
+const VARIANTS = ['graphql', 'graphql-off', 'direct', 'direct-off', 'graphql-wait', 'graphql-t2'] as const;
 type Variant = (typeof VARIANTS)[number];
-/** The prototypes (C, and C with 2 intra-op threads) are measured at these client counts only. */
-const IDLE_CLIENTS: readonly number[] = [1, 16];
-const PROTOTYPES: readonly Variant[] = ['graphql-idle', 'graphql-tuned'];
+/** The other settings are measured at these client counts only. */
+const SETTING_CLIENTS: readonly number[] = [1, 16];
+const SETTINGS: readonly Variant[] = ['graphql-wait', 'graphql-t2'];
 const CLIENTS = [1, 4, 16] as const;
 /**
  * Measured at 1 client in a process of their own: sessions per request, and the stages alone
@@ -68,30 +70,26 @@ export async function inferenceArea(kind: 'image' | 'text', ctx: AreaContext): P
     'graphql-off': new Target(`${kind} server, coalescing off`),
     direct: new Target(`${kind} engine, coalescing on`),
     'direct-off': new Target(`${kind} engine, coalescing off`),
-    'graphql-idle': new Target(`${kind} server, coalescing when busy (prototype C)`),
-    'graphql-tuned': new Target(`${kind} server, prototype C and 2 intra-op threads`),
+    'graphql-wait': new Target(`${kind} server, coalescing wait 2 ms`),
+    'graphql-t2': new Target(`${kind} server, 2 intra-op threads`),
     alone: new Target(`${kind} per-request sessions and stages`),
     floor: new Target(`${kind} transport floor`),
   };
   try {
-    const [on, off, idle, tuned, floor] = await Promise.all([
-      targets.graphql.call<{ url: string }>('server', { dataDir: folder('on'), inference: { batchWaitMillis: 2 }, trace: true }),
-      targets['graphql-off'].call<{ url: string }>('server', { dataDir: folder('off'), inference: { batchWaitMillis: 0 } }),
-      targets['graphql-idle'].call<{ url: string }>('server', { dataDir: folder('idle'), idleBatching: true }),
-      targets['graphql-tuned'].call<{ url: string }>('server', {
-        dataDir: folder('tuned'),
-        idleBatching: true,
-        inference: { threads: 2 },
-      }),
+    const [on, off, wait, t2, floor] = await Promise.all([
+      targets.graphql.call<{ url: string }>('server', { dataDir: folder('on'), trace: true }),
+      targets['graphql-off'].call<{ url: string }>('server', { dataDir: folder('off'), env: { FLASH_BATCH_COALESCE: 'false' } }),
+      targets['graphql-wait'].call<{ url: string }>('server', { dataDir: folder('wait'), env: { FLASH_BATCH_WAIT_MS: '2' } }),
+      targets['graphql-t2'].call<{ url: string }>('server', { dataDir: folder('t2'), env: { FLASH_INFERENCE_THREADS: '2' } }),
       targets.floor.call<{ url: string }>('bare'),
-      targets.direct.call('engine', { dataDir, batchWaitMillis: 2 }),
-      targets['direct-off'].call('engine', { dataDir, batchWaitMillis: 0 }),
+      targets.direct.call('engine', { dataDir, env: {} }),
+      targets['direct-off'].call('engine', { dataDir, env: { FLASH_BATCH_COALESCE: 'false' } }),
     ]);
     const urls: Partial<Record<Variant, string>> = {
       graphql: on.url,
       'graphql-off': off.url,
-      'graphql-idle': idle.url,
-      'graphql-tuned': tuned.url,
+      'graphql-wait': wait.url,
+      'graphql-t2': t2.url,
     };
     const drain = floor.url.replace(/\/graphql$/, '/drain');
     const transportFloor = async (model: BenchModel) => {
@@ -166,7 +164,7 @@ export async function inferenceArea(kind: 'image' | 'text', ctx: AreaContext): P
           // The order of the ways rotates from round to round, so none always goes first.
           for (let i = 0; i < VARIANTS.length; i++) {
             const variant = VARIANTS[(i + round) % VARIANTS.length]!;
-            if (PROTOTYPES.includes(variant) && !IDLE_CLIENTS.includes(clients)) continue;
+            if (SETTINGS.includes(variant) && !SETTING_CLIENTS.includes(clients)) continue;
             add(`${variant}|${model.arch}|${clients}`, await run(variant, model, window(clients)));
           }
         }
@@ -286,23 +284,19 @@ function report(
       ms(cell('graphql-off', model.arch, 1).p50 - cell('direct-off', model.arch, 1).p50),
     ];
   });
-  const idleRows = models.flatMap((model) =>
-    IDLE_CLIENTS.map((clients) => {
-      const on = cell('graphql', model.arch, clients);
-      const idle = cell('graphql-idle', model.arch, clients);
-      const tuned = cell('graphql-tuned', model.arch, clients);
-      const off = cell('graphql-off', model.arch, clients);
+  const settingRows = models.flatMap((model) =>
+    SETTING_CLIENTS.map((clients) => {
+      const [on, wait, t2] = (['graphql', 'graphql-wait', 'graphql-t2'] as const).map((variant) => cell(variant, model.arch, clients));
       return [
         clients === 1 ? model.arch : '',
         clients,
-        `${ms(on.p50)} / ${ms(off.p50)} / ${ms(idle.p50)} / ${ms(tuned.p50)}`,
-        `${ms(on.p95)} / ${ms(off.p95)} / ${ms(idle.p95)} / ${ms(tuned.p95)}`,
-        `${rate(on.throughput)} / ${rate(off.throughput)} / ${rate(idle.throughput)} / ${rate(tuned.throughput)}`,
-        ratio(paired('graphql-idle', 'graphql', model.arch, clients, p50)),
-        ratio(paired('graphql-idle', 'graphql-off', model.arch, clients, throughput)),
-        ratio(paired('graphql-idle', 'graphql-off', model.arch, clients, p95)),
-        ratio(paired('graphql-tuned', 'graphql', model.arch, clients, p50)),
-        ratio(paired('graphql-tuned', 'graphql', model.arch, clients, throughput)),
+        `${ms(on!.p50)} / ${ms(wait!.p50)} / ${ms(t2!.p50)}`,
+        `${ms(on!.p95)} / ${ms(wait!.p95)} / ${ms(t2!.p95)}`,
+        `${rate(on!.throughput)} / ${rate(wait!.throughput)} / ${rate(t2!.throughput)}`,
+        ratio(paired('graphql-wait', 'graphql', model.arch, clients, p50)),
+        ratio(paired('graphql-wait', 'graphql', model.arch, clients, throughput)),
+        ratio(paired('graphql-t2', 'graphql', model.arch, clients, p50)),
+        ratio(paired('graphql-t2', 'graphql', model.arch, clients, throughput)),
       ];
     }),
   );
@@ -350,19 +344,6 @@ function report(
     });
   }
   for (const model of models) {
-    const gain = paired('graphql-idle', 'graphql-off', model.arch, 16, throughput);
-    const tail = paired('graphql-idle', 'graphql-off', model.arch, 16, p95);
-    const p50One = cell('graphql-idle', model.arch, 1).p50;
-    targets.push({
-      area,
-      target: `${model.arch}, with prototype C (bench only): coalescing ≥ 1.2× throughput at 16 clients, p95 ≤ 1.2×`,
-      measured: `throughput ${ratio(gain)}, p95 ${ratio(tail)}; p50 at 1 client ${ms(p50One)} ms, with 2 threads too ${ms(
-        cell('graphql-tuned', model.arch, 1).p50,
-      )} ms (current ${ms(cell('graphql', model.arch, 1).p50)} ms)`,
-      met: gain >= 1.2 && tail <= 1.2,
-    });
-  }
-  for (const model of models) {
     const speedup = paired('reload', 'graphql', model.arch, 1, p50);
     targets.push({
       area,
@@ -378,7 +359,7 @@ function report(
     .join(', ');
   const sections = [
     `Models trained by the trainer on CPU (${kind === 'image' ? '224 px, 2 classes, 1 epoch' : '2 classes, 2 epochs'}; ${trained}),` +
-      ` served fp32 by onnxruntime with the server's defaults (1 intra-op thread, batches of at most 16, coalescing wait 2 ms).` +
+      ` served fp32 by onnxruntime with the server's defaults (1 intra-op thread, batches of at most 16, coalescing while the worker is busy).` +
       ` Input: ${inputDescription}. GraphQL: \`${name}\` on the real server; direct: \`InferenceEngine.${
         kind === 'image' ? 'classifyImages' : 'classifyTexts'
       }\` with the same options in its own process. ${ctx.rounds} rounds; each window warms up, then measures at least 10 and 2 × clients requests and at least 0.6 s; sessions per request and the stages alone: at least 0.5 s (3 runs for batches).`,
@@ -390,32 +371,33 @@ function report(
       latencyRows,
     ),
     '',
-    '#### Coalescing on (wait 2 ms) vs off (wait 0)',
+    '#### Coalescing on vs off',
     '',
     table(
       ['Model', 'Clients', 'GraphQL req/s on / off', 'on ÷ off', 'GraphQL p95 ms on / off', 'on ÷ off', 'Direct req/s on ÷ off', 'Direct p95 on ÷ off', 'Inputs per run (direct, on)'],
       coalescingRows,
     ),
     '',
-    '#### Prototype C: coalescing only while the worker is busy, and with 2 intra-op threads (GraphQL)',
+    'On: the default, a batch goes at once when the worker is idle, else when its run in flight ends, with everything that arrived meanwhile (at most 16); off: `FLASH_BATCH_COALESCE=false`, each request runs alone.',
+    '',
+    '#### Other settings (GraphQL)',
     '',
     table(
       [
         'Model',
         'Clients',
-        'p50 ms on / off / C / C+2t',
-        'p95 ms on / off / C / C+2t',
-        'req/s on / off / C / C+2t',
-        'C ÷ on p50',
-        'C ÷ off req/s',
-        'C ÷ off p95',
-        'C+2t ÷ on p50',
-        'C+2t ÷ on req/s',
+        'p50 ms default / wait 2 ms / 2 threads',
+        'p95 ms',
+        'req/s',
+        'wait ÷ default p50',
+        'wait ÷ default req/s',
+        '2 threads ÷ default p50',
+        '2 threads ÷ default req/s',
       ],
-      idleRows,
+      settingRows,
     ),
     '',
-    'On: the current coalescing (every batch waits 2 ms); off: no coalescing; C: `bench/prototypes/idle-batching.ts`, a batch goes at once when no run is in flight on the worker, else when the run in flight ends, with everything that arrived meanwhile (at most 16); C+2t: C with `FLASH_INFERENCE_THREADS=2` (an existing setting).',
+    'Wait 2 ms: `FLASH_BATCH_WAIT_MS=2`, every batch made with the worker idle waits 2 ms for company (the coalescing of earlier versions); 2 threads: `FLASH_INFERENCE_THREADS=2`.',
     '',
     '#### Against the original: a new onnxruntime session for every request (1 client)',
     '',
@@ -453,7 +435,7 @@ function report(
       stageRows,
     ),
     '',
-    `Engine overhead: direct minus the stages alone (the worker thread hop, the coalescing wait, softmax). GraphQL − direct: HTTP, ${
+    `Engine overhead: direct minus the stages alone (the worker thread hop, batch assembly, softmax). GraphQL − direct: HTTP, ${
       kind === 'image' ? 'multipart parsing, ' : ''
     }the GraphQL execution and the \`inference.json\` read of every request. Transport floor: the same ${
       kind === 'image' ? 'multipart' : 'JSON'

@@ -31,7 +31,7 @@ export const SEGMENTS: readonly [from: Mark, to: Mark, what: string][] = [
   ['documents read', 'upload read', 'the upload read into a buffer'],
   ['upload read', 'engine', 'to the engine'],
   ['engine', 'decoded', 'decoding and cropping (sharp, libuv pool)'],
-  ['decoded', 'to worker', 'coalescing wait (DataLoader, `batchWaitMillis`) and batch assembly'],
+  ['decoded', 'to worker', 'coalescing (waiting for the run in flight, if any) and batch assembly'],
   ['to worker', 'from worker', 'worker thread: message, `session.run`, reply'],
   ['from worker', 'engine done', 'softmax and top-k'],
   ['engine done', 'answered', 'GraphQL result, serialisation, response written'],

@@ -24,6 +24,8 @@ export interface WireSessionOptions {
   graphOptimizationLevel: 'disabled' | 'basic' | 'extended' | 'all';
   enableCpuMemArena: boolean;
   logSeverityLevel: 0 | 1 | 2 | 3 | 4;
+  /** Session configuration entries, nested by the dots of their keys (all values strings). */
+  extra: { session: { intra_op: { allow_spinning: '0' | '1' } } };
 }
 
 export type WorkerRequest =

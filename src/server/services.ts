@@ -39,6 +39,7 @@ export function inferenceOptions(config: Config): InferenceOptions {
     maxLoadedModels: config.inference.maxLoadedModels,
     intraOpThreads: config.inference.threads,
     maxBatchSize: config.inference.maxBatchSize,
+    coalesce: config.inference.coalesce,
     batchWaitMillis: config.inference.batchWaitMillis,
     imageSize: config.training.imageSize,
     maxImagePixels: config.datasets.maxImagePixels,
