@@ -57,7 +57,9 @@ const envSchema = z
     FLASH_DOWNLOAD_TTL: z.coerce.number().int().min(10).max(7 * 24 * 3600).default(900),
     FLASH_PUBLIC_URL: z.url().optional(),
     FLASH_MAX_LOADED_MODELS: z.coerce.number().int().positive().default(8),
-    FLASH_INFERENCE_THREADS: z.coerce.number().int().positive().default(1),
+    FLASH_INFERENCE_THREADS: z
+      .union([z.literal('auto'), z.coerce.number().int().positive()], { error: 'expected "auto" or a positive integer' })
+      .default('auto'),
     FLASH_MAX_PREDICT_INPUTS: z.coerce.number().int().positive().default(64),
     FLASH_MAX_IMAGE_MB: z.coerce.number().positive().default(10),
     FLASH_BATCH_MAX: z.coerce.number().int().positive().default(16),
@@ -157,8 +159,8 @@ export interface ModelsConfig {
 export interface InferenceConfig {
   /** Model sessions kept open (LRU). Default `8`. */
   maxLoadedModels: number;
-  /** onnxruntime threads per inference. Default `1`: one core for inference, one for the rest. */
-  threads: number;
+  /** onnxruntime threads per session, or `'auto'`: every core for image models, one for text models. Default `'auto'`. */
+  threads: number | 'auto';
   /** Most images or texts one prediction request may carry. Default `64`. */
   maxInputsPerRequest: number;
   /** Largest image a prediction takes, in bytes. Default 10 MiB. */

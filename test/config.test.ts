@@ -30,6 +30,17 @@ describe('configuration', () => {
     }
   });
 
+  it('reads the inference settings: threads auto or a count, coalescing on unless turned off', () => {
+    expect(loadConfig({}).inference).toMatchObject({ threads: 'auto', coalesce: true, batchWaitMillis: 0 });
+    expect(loadConfig({ FLASH_INFERENCE_THREADS: '3', FLASH_BATCH_COALESCE: 'false' }).inference).toMatchObject({
+      threads: 3,
+      coalesce: false,
+    });
+    expect(() => loadConfig({ FLASH_INFERENCE_THREADS: 'many' })).toThrow(
+      /FLASH_INFERENCE_THREADS: expected "auto" or a positive integer/,
+    );
+  });
+
   it('needs a bucket for the s3 store, and both halves of explicit credentials', () => {
     expect(() => loadConfig({ FLASH_STORE: 's3' })).toThrow(/FLASH_S3_BUCKET: is required/);
     expect(() => loadConfig({ FLASH_STORE: 's3', FLASH_S3_BUCKET: 'b-1', AWS_ACCESS_KEY_ID: 'x' })).toThrow(

@@ -1,5 +1,5 @@
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 
 import pino from 'pino';
@@ -11,6 +11,7 @@ import {
   type DeployedModelRef,
   InferenceEngine,
   type InferenceOptions,
+  intraOpThreadsFor,
   type Prediction,
 } from '../src/inference';
 import { centerCrop, prepareImage, preparedSize } from '../src/preprocessing/image';
@@ -283,6 +284,15 @@ describe('batching', () => {
     // the main thread); the timer kept firing all along.
     expect(ticks).toBeGreaterThan(elapsed / 5 / 4);
     expect(longestGap).toBeLessThan(250);
+  });
+});
+
+describe('intra-op threads', () => {
+  test("'auto' gives image models every core and text models one; a number gives every model that many", () => {
+    expect(intraOpThreadsFor('imageclassification', 'auto')).toBe(availableParallelism());
+    expect(intraOpThreadsFor('textclassification', 'auto')).toBe(1);
+    expect(intraOpThreadsFor('textclassification', 3)).toBe(3);
+    expect(() => newEngine({ intraOpThreads: 0 })).toThrow(RangeError);
   });
 });
 

@@ -1,4 +1,5 @@
 import { cpSync, mkdirSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 
 import type { AreaContext, AreaOutput } from '../lib/area';
@@ -25,11 +26,11 @@ import { type LatencySummary, median, medianOf, pairedRatio, summarize } from '.
  * cropping; `session.run` on its own).
  */
 
-const VARIANTS = ['graphql', 'graphql-off', 'direct', 'direct-off', 'graphql-wait', 'graphql-t2'] as const;
+const VARIANTS = ['graphql', 'graphql-off', 'direct', 'direct-off', 'graphql-wait', 'graphql-threads'] as const;
 type Variant = (typeof VARIANTS)[number];
 /** The other settings are measured at these client counts only. */
 const SETTING_CLIENTS: readonly number[] = [1, 16];
-const SETTINGS: readonly Variant[] = ['graphql-wait', 'graphql-t2'];
+const SETTINGS: readonly Variant[] = ['graphql-wait', 'graphql-threads'];
 const CLIENTS = [1, 4, 16] as const;
 /**
  * Measured at 1 client in a process of their own: sessions per request, and the stages alone
@@ -65,22 +66,24 @@ export async function inferenceArea(kind: 'image' | 'text', ctx: AreaContext): P
     cpSync(dataDir, copy, { recursive: true });
     return copy;
   };
+  // The thread count `auto` does not pick for this kind: 1 for images, every core for texts.
+  const otherThreads = kind === 'image' ? 1 : availableParallelism();
   const targets: Record<Variant | 'alone' | 'floor', Target> = {
     graphql: new Target(`${kind} server, coalescing on`),
     'graphql-off': new Target(`${kind} server, coalescing off`),
     direct: new Target(`${kind} engine, coalescing on`),
     'direct-off': new Target(`${kind} engine, coalescing off`),
     'graphql-wait': new Target(`${kind} server, coalescing wait 2 ms`),
-    'graphql-t2': new Target(`${kind} server, 2 intra-op threads`),
+    'graphql-threads': new Target(`${kind} server, ${otherThreads} intra-op thread(s)`),
     alone: new Target(`${kind} per-request sessions and stages`),
     floor: new Target(`${kind} transport floor`),
   };
   try {
-    const [on, off, wait, t2, floor] = await Promise.all([
+    const [on, off, wait, threads, floor] = await Promise.all([
       targets.graphql.call<{ url: string }>('server', { dataDir: folder('on'), trace: true }),
       targets['graphql-off'].call<{ url: string }>('server', { dataDir: folder('off'), env: { FLASH_BATCH_COALESCE: 'false' } }),
       targets['graphql-wait'].call<{ url: string }>('server', { dataDir: folder('wait'), env: { FLASH_BATCH_WAIT_MS: '2' } }),
-      targets['graphql-t2'].call<{ url: string }>('server', { dataDir: folder('t2'), env: { FLASH_INFERENCE_THREADS: '2' } }),
+      targets['graphql-threads'].call<{ url: string }>('server', { dataDir: folder('threads'), env: { FLASH_INFERENCE_THREADS: String(otherThreads) } }),
       targets.floor.call<{ url: string }>('bare'),
       targets.direct.call('engine', { dataDir, env: {} }),
       targets['direct-off'].call('engine', { dataDir, env: { FLASH_BATCH_COALESCE: 'false' } }),
@@ -89,7 +92,7 @@ export async function inferenceArea(kind: 'image' | 'text', ctx: AreaContext): P
       graphql: on.url,
       'graphql-off': off.url,
       'graphql-wait': wait.url,
-      'graphql-t2': t2.url,
+      'graphql-threads': threads.url,
     };
     const drain = floor.url.replace(/\/graphql$/, '/drain');
     const transportFloor = async (model: BenchModel) => {
@@ -195,7 +198,7 @@ export async function inferenceArea(kind: 'image' | 'text', ctx: AreaContext): P
       profiles.push({ arch: model.arch, file });
     }
 
-    return report(kind, models, cells, traces, profiles, photo?.description ?? `"${REVIEW}"`, ctx);
+    return report(kind, models, cells, traces, profiles, photo?.description ?? `"${REVIEW}"`, otherThreads, ctx);
   } finally {
     await closeAll(Object.values(targets));
   }
@@ -208,8 +211,10 @@ function report(
   traces: readonly { arch: string; trace: StageTrace }[],
   profiles: readonly { arch: string; file: string }[],
   inputDescription: string,
+  otherThreads: number,
   ctx: AreaContext,
 ): AreaOutput {
+  const threadsLabel = `${otherThreads} thread${otherThreads === 1 ? '' : 's'}`;
   const rounds = (variant: string, arch: string, clients: number) => cells.get(`${variant}|${arch}|${clients}`) ?? [];
   const cell = (variant: string, arch: string, clients: number): Cell => {
     const all = rounds(variant, arch, clients);
@@ -286,17 +291,17 @@ function report(
   });
   const settingRows = models.flatMap((model) =>
     SETTING_CLIENTS.map((clients) => {
-      const [on, wait, t2] = (['graphql', 'graphql-wait', 'graphql-t2'] as const).map((variant) => cell(variant, model.arch, clients));
+      const [on, wait, threads] = (['graphql', 'graphql-wait', 'graphql-threads'] as const).map((variant) => cell(variant, model.arch, clients));
       return [
         clients === 1 ? model.arch : '',
         clients,
-        `${ms(on!.p50)} / ${ms(wait!.p50)} / ${ms(t2!.p50)}`,
-        `${ms(on!.p95)} / ${ms(wait!.p95)} / ${ms(t2!.p95)}`,
-        `${rate(on!.throughput)} / ${rate(wait!.throughput)} / ${rate(t2!.throughput)}`,
+        `${ms(on!.p50)} / ${ms(wait!.p50)} / ${ms(threads!.p50)}`,
+        `${ms(on!.p95)} / ${ms(wait!.p95)} / ${ms(threads!.p95)}`,
+        `${rate(on!.throughput)} / ${rate(wait!.throughput)} / ${rate(threads!.throughput)}`,
         ratio(paired('graphql-wait', 'graphql', model.arch, clients, p50)),
         ratio(paired('graphql-wait', 'graphql', model.arch, clients, throughput)),
-        ratio(paired('graphql-t2', 'graphql', model.arch, clients, p50)),
-        ratio(paired('graphql-t2', 'graphql', model.arch, clients, throughput)),
+        ratio(paired('graphql-threads', 'graphql', model.arch, clients, p50)),
+        ratio(paired('graphql-threads', 'graphql', model.arch, clients, throughput)),
       ];
     }),
   );
@@ -359,7 +364,7 @@ function report(
     .join(', ');
   const sections = [
     `Models trained by the trainer on CPU (${kind === 'image' ? '224 px, 2 classes, 1 epoch' : '2 classes, 2 epochs'}; ${trained}),` +
-      ` served fp32 by onnxruntime with the server's defaults (1 intra-op thread, batches of at most 16, coalescing while the worker is busy).` +
+      ` served fp32 by onnxruntime with the server's defaults (${kind === 'image' ? `${availableParallelism()} intra-op threads` : '1 intra-op thread'}, as \`FLASH_INFERENCE_THREADS=auto\` gives ${kind} models; batches of at most 16, coalescing while the worker is busy).` +
       ` Input: ${inputDescription}. GraphQL: \`${name}\` on the real server; direct: \`InferenceEngine.${
         kind === 'image' ? 'classifyImages' : 'classifyTexts'
       }\` with the same options in its own process. ${ctx.rounds} rounds; each window warms up, then measures at least 10 and 2 × clients requests and at least 0.6 s; sessions per request and the stages alone: at least 0.5 s (3 runs for batches).`,
@@ -386,18 +391,18 @@ function report(
       [
         'Model',
         'Clients',
-        'p50 ms default / wait 2 ms / 2 threads',
+        `p50 ms default / wait 2 ms / ${threadsLabel}`,
         'p95 ms',
         'req/s',
         'wait ÷ default p50',
         'wait ÷ default req/s',
-        '2 threads ÷ default p50',
-        '2 threads ÷ default req/s',
+        `${threadsLabel} ÷ default p50`,
+        `${threadsLabel} ÷ default req/s`,
       ],
       settingRows,
     ),
     '',
-    'Wait 2 ms: `FLASH_BATCH_WAIT_MS=2`, every batch made with the worker idle waits 2 ms for company (the coalescing of earlier versions); 2 threads: `FLASH_INFERENCE_THREADS=2`.',
+    `Wait 2 ms: \`FLASH_BATCH_WAIT_MS=2\`, every batch made with the worker idle waits 2 ms for company (the coalescing of earlier versions); ${threadsLabel}: \`FLASH_INFERENCE_THREADS=${otherThreads}\` instead of \`auto\`.`,
     '',
     '#### Against the original: a new onnxruntime session for every request (1 client)',
     '',

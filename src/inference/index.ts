@@ -4,6 +4,8 @@ export {
   InferenceEngine,
   type InferenceOptions,
   type InferenceStats,
+  intraOpThreadsFor,
+  sessionOptions,
 } from './inference.engine';
 export { ModelNotServableError, type NotServableReason } from './errors';
 export { DEFAULT_TOP_K, type LabelProbability, type Prediction } from './prediction';
