@@ -22,7 +22,6 @@ import {
   type QueueEntry,
   STATUS,
   TRAINING,
-  type TrainingDocument,
 } from '../documents';
 import type { PlatformPubSub } from '../events/pubsub';
 import type { ModelService } from '../models/model.service';
@@ -32,7 +31,7 @@ import type { ObjectStore } from '../store';
 import { UnreachableCaseError } from '../unreachable';
 import { renderAccuracyPlot } from './accuracy-plot';
 import type { TrainingProgress } from './job';
-import { JobDataError, writeJobFolder } from './job-folder';
+import { JobDataError, readDatasetFile, writeJobFolder } from './job-folder';
 import { type JobRepository, LostClaimError } from './job.repository';
 import { progressEvent, publishQueuePositions } from './progress';
 import { type TrainerEvent, type TrainerOutcome, TrainerProcess } from './trainer.process';
@@ -286,8 +285,8 @@ export class TrainingSupervisor {
       this.publish(job, { state: 'PREPARING', message: started.attempts > 1 ? 'Starting again after an interruption' : null });
 
       await rm(folder, { recursive: true, force: true });
-      const training = await this.writeTrainingDocument(entry, folder);
-      await writeJobFolder(folder, training, {
+      const staged = await this.writeTrainingDocument(entry, folder);
+      await writeJobFolder(folder, entry.config, readDatasetFile(staged), {
         imageSize: this.deps.config.imageSize,
         maxImagePixels: this.deps.maxImagePixels,
       });
@@ -358,10 +357,10 @@ export class TrainingSupervisor {
 
   /**
    * Writes `training/training.json` as the seed describes it — the hyperparameters with the
-   * dataset inline — by streaming the staged dataset into it rather than building it in memory,
-   * and returns the document for the job folder.
+   * dataset inline — by streaming the staged dataset into it rather than building it in memory.
+   * Returns the staged dataset's local file, which the job folder is prepared from.
    */
-  private async writeTrainingDocument(entry: QueueEntry, folder: string): Promise<TrainingDocument> {
+  private async writeTrainingDocument(entry: QueueEntry, folder: string): Promise<string> {
     const staged = path.join(folder, 'staged-dataset.json');
     const training = path.join(folder, 'training.json');
     await mkdir(folder, { recursive: true });
@@ -379,8 +378,7 @@ export class TrainingSupervisor {
     }
     // The parts were validated when the job was admitted, so the document is not parsed again.
     await this.deps.store.putFile(TRAINING.key, training, { contentType: 'application/json' });
-    const dataset = JSON.parse(await readFile(staged, 'utf8')) as Record<string, string[]>;
-    return { ...header, dataset };
+    return staged;
   }
 
   private async train(job: RunningJob, folder: string, logger: Logger): Promise<TrainerOutcome> {

@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 
 import { formatCreated, type InferenceEntry, type TrainingDocument } from '../../src/documents/schemas';
 import type { ObjectStore } from '../../src/store/object-store';
-import { writeJobFolder } from '../../src/training/job-folder';
+import { inlineDataset, writeJobFolder } from '../../src/training/job-folder';
 import { classImage } from './training';
 
 /**
@@ -66,9 +66,14 @@ export async function trainImageModel(
       sources.push({ label, input: await classImage(label, variant, 48) });
     }
   }
-  const document: TrainingDocument = {
+  const dataset = Object.fromEntries(
+    classes.map((name, label) => [
+      name,
+      sources.filter((source) => source.label === label).map((source) => source.input.toString('base64')),
+    ]),
+  );
+  const settings: Omit<TrainingDocument, 'token' | 'dataset'> = {
     ...baseConfig,
-    token: 'unused',
     task_type: 'imageclassification',
     num_classes: classes.length,
     model,
@@ -77,14 +82,8 @@ export async function trainImageModel(
     epochs,
     data_split: '70 : 30',
     pretrain_dataset: 'scratch',
-    dataset: Object.fromEntries(
-      classes.map((name, label) => [
-        name,
-        sources.filter((source) => source.label === label).map((source) => source.input.toString('base64')),
-      ]),
-    ),
   };
-  await writeJobFolder(folder, document, { imageSize });
+  await writeJobFolder(folder, settings, inlineDataset(dataset), { imageSize });
   await runTrainer(folder);
   return { folder, classes, sources, check: await readCheck(folder) };
 }
@@ -95,9 +94,11 @@ export async function trainTextModel(
 ): Promise<TrainedModel<string>> {
   const classes = Object.keys(TEXT_SAMPLES);
   const sources = classes.flatMap((name, label) => TEXT_SAMPLES[name]!.map((input) => ({ label, input })));
-  const document: TrainingDocument = {
+  const dataset = Object.fromEntries(
+    classes.map((name) => [name, TEXT_SAMPLES[name]!.map((text) => Buffer.from(text).toString('base64'))]),
+  );
+  const settings: Omit<TrainingDocument, 'token' | 'dataset'> = {
     ...baseConfig,
-    token: 'unused',
     task_type: 'textclassification',
     num_classes: classes.length,
     model,
@@ -105,11 +106,8 @@ export async function trainTextModel(
     batch_size: 4,
     epochs,
     data_split: '75 : 25',
-    dataset: Object.fromEntries(
-      classes.map((name) => [name, TEXT_SAMPLES[name]!.map((text) => Buffer.from(text).toString('base64'))]),
-    ),
   };
-  await writeJobFolder(folder, document, { imageSize: 224 });
+  await writeJobFolder(folder, settings, inlineDataset(dataset), { imageSize: 224 });
   await runTrainer(folder);
   return { folder, classes, sources, check: await readCheck(folder) };
 }
