@@ -25,7 +25,7 @@ import pino from 'pino';
 import { loadConfig } from '../src/config';
 import { DocumentStore, INFERENCE } from '../src/documents';
 import type { InferenceEntry } from '../src/documents/schemas';
-import { InferenceEngine, sessionOptions } from '../src/inference';
+import { InferenceEngine, intraOpThreadsFor, sessionOptions } from '../src/inference';
 import { download, readTextMetadata } from '../src/inference/model-artifacts';
 import { centerCrop, prepareImage, preparedSize } from '../src/preprocessing/image';
 import { buildApp, type App } from '../src/server/app';
@@ -141,6 +141,8 @@ const ops: Record<string, (args: Args) => Promise<unknown>> = {
     const text = 'text' in input ? input.text : null;
     const onnx = path.join(dataDir, entry.model_filename_onnx!);
     const imageSize = 224;
+    // The engine's thread count for this model (`FLASH_INFERENCE_THREADS=auto`) unless told otherwise.
+    const threads = (args.threads as number | undefined) ?? intraOpThreadsFor(entry.task_type, 'auto');
 
     const feed = async (): Promise<Record<string, Tensor>> => {
       if (image) {
@@ -168,7 +170,7 @@ const ops: Record<string, (args: Args) => Promise<unknown>> = {
       }
       case 'reload':
         return closedLoop(async () => {
-          const session = await InferenceSession.create(onnx, sessionOptions(1));
+          const session = await InferenceSession.create(onnx, sessionOptions(threads));
           try {
             const outputs = await session.run(await feed());
             if (!outputs.logits) throw new Error('no logits');
@@ -184,7 +186,7 @@ const ops: Record<string, (args: Args) => Promise<unknown>> = {
           await mkdir(folder, { recursive: true });
           try {
             const file = await download(store, entry.model_filename_onnx!, folder, 'model.onnx');
-            const session = await InferenceSession.create(file, sessionOptions(1));
+            const session = await InferenceSession.create(file, sessionOptions(threads));
             try {
               const outputs = await session.run(await feed());
               if (!outputs.logits) throw new Error('no logits');
@@ -199,7 +201,6 @@ const ops: Record<string, (args: Args) => Promise<unknown>> = {
       case 'prepare':
         return closedLoop(async () => void (await feed()), options);
       case 'ort': {
-        const threads = (args.threads as number | undefined) ?? 1;
         const batch = (args.batch as number | undefined) ?? 1;
         const session = await InferenceSession.create(onnx, sessionOptions(threads));
         const one = await feed();

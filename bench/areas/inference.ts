@@ -2,6 +2,7 @@ import { cpSync, mkdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 
+import { intraOpThreadsFor } from '../../src/inference';
 import type { AreaContext, AreaOutput } from '../lib/area';
 import { closeAll, Target } from '../lib/child';
 import { classifyImage, classifyText, drainJson, drainMultipart } from '../lib/http';
@@ -34,15 +35,12 @@ const SETTINGS: readonly Variant[] = ['graphql-wait', 'graphql-threads'];
 const CLIENTS = [1, 4, 16] as const;
 /**
  * Measured at 1 client in a process of their own: sessions per request, and the stages alone
- * (`ort-t2`: 2 intra-op threads; `ort-b4`, `ort-b16`: batches of 4 and 16 copies of the input).
+ * (`ort`: the engine's thread count for the kind; `ort-threads`: the other choice, as the
+ * `graphql-threads` server; `ort-b4`, `ort-b16`: batches of 4 and 16 copies of the input).
  */
-const ALONE = ['reload', 'reload-download', 'prepare', 'ort', 'ort-t2', 'ort-b4', 'ort-b16'] as const;
-const ORT_SETTINGS: Partial<Record<(typeof ALONE)[number], { threads: number; batch: number }>> = {
-  ort: { threads: 1, batch: 1 },
-  'ort-t2': { threads: 2, batch: 1 },
-  'ort-b4': { threads: 1, batch: 4 },
-  'ort-b16': { threads: 1, batch: 16 },
-};
+const ALONE = ['reload', 'reload-download', 'prepare', 'ort', 'ort-threads', 'ort-b4', 'ort-b16'] as const;
+type Alone = (typeof ALONE)[number];
+const BATCHES: Partial<Record<Alone, number>> = { 'ort-b4': 4, 'ort-b16': 16 };
 
 type StageTrace = ReturnType<typeof stageTrace>;
 
@@ -132,8 +130,8 @@ export async function inferenceArea(kind: 'image' | 'text', ctx: AreaContext): P
     };
     const alone = async (mode: (typeof ALONE)[number], model: BenchModel) => {
       const reload = mode.startsWith('reload');
-      const settings = ORT_SETTINGS[mode];
-      const batched = (settings?.batch ?? 1) > 1;
+      const ort = mode.startsWith('ort');
+      const batched = BATCHES[mode] !== undefined;
       const options: LoadOptions = {
         clients: 1,
         warmup: reload || batched ? 1 : 3,
@@ -142,8 +140,9 @@ export async function inferenceArea(kind: 'image' | 'text', ctx: AreaContext): P
         maxMillis: ctx.quick ? 300 : 500,
       };
       const result = await targets.alone.call<LoadResult>('load', {
-        mode: settings ? 'ort' : mode,
-        ...settings,
+        mode: ort ? 'ort' : mode,
+        batch: BATCHES[mode] ?? 1,
+        ...(mode === 'ort-threads' ? { threads: otherThreads } : {}),
         dataDir,
         token: model.token,
         input,
@@ -215,6 +214,8 @@ function report(
   ctx: AreaContext,
 ): AreaOutput {
   const threadsLabel = `${otherThreads} thread${otherThreads === 1 ? '' : 's'}`;
+  const autoThreads = intraOpThreadsFor(kind === 'image' ? 'imageclassification' : 'textclassification', 'auto');
+  const autoThreadsLabel = `${autoThreads} thread${autoThreads === 1 ? '' : 's'}`;
   const rounds = (variant: string, arch: string, clients: number) => cells.get(`${variant}|${arch}|${clients}`) ?? [];
   const cell = (variant: string, arch: string, clients: number): Cell => {
     const all = rounds(variant, arch, clients);
@@ -305,14 +306,14 @@ function report(
       ];
     }),
   );
-  const perImage = (mode: string, arch: string) => cell(mode, arch, 1).p50 / (ORT_SETTINGS[mode as 'ort']?.batch ?? 1);
+  const perImage = (mode: Alone, arch: string) => cell(mode, arch, 1).p50 / (BATCHES[mode] ?? 1);
   const ortRows = models.map((model) => [
     model.arch,
     ms(perImage('ort', model.arch)),
-    ms(perImage('ort-t2', model.arch)),
+    ms(perImage('ort-threads', model.arch)),
     ms(perImage('ort-b4', model.arch)),
     ms(perImage('ort-b16', model.arch)),
-    ratio(paired('ort-t2', 'ort', model.arch, 1, p50)),
+    ratio(paired('ort-threads', 'ort', model.arch, 1, p50)),
     ratio(pairedRatio(rounds('ort-b4', model.arch, 1), rounds('ort', model.arch, 1), (c) => c.p50) / 4),
     ratio(pairedRatio(rounds('ort-b16', model.arch, 1), rounds('ort', model.arch, 1), (c) => c.p50) / 16),
   ]);
@@ -364,7 +365,7 @@ function report(
     .join(', ');
   const sections = [
     `Models trained by the trainer on CPU (${kind === 'image' ? '224 px, 2 classes, 1 epoch' : '2 classes, 2 epochs'}; ${trained}),` +
-      ` served fp32 by onnxruntime with the server's defaults (${kind === 'image' ? `${availableParallelism()} intra-op threads` : '1 intra-op thread'}, as \`FLASH_INFERENCE_THREADS=auto\` gives ${kind} models; batches of at most 16, coalescing while the worker is busy).` +
+      ` served fp32 by onnxruntime with the server's defaults (${autoThreadsLabel} per session, as \`FLASH_INFERENCE_THREADS=auto\` gives ${kind} models; batches of at most 16, coalescing while the worker is busy).` +
       ` Input: ${inputDescription}. GraphQL: \`${name}\` on the real server; direct: \`InferenceEngine.${
         kind === 'image' ? 'classifyImages' : 'classifyTexts'
       }\` with the same options in its own process. ${ctx.rounds} rounds; each window warms up, then measures at least 10 and 2 × clients requests and at least 0.6 s; sessions per request and the stages alone: at least 0.5 s (3 runs for batches).`,
@@ -449,11 +450,20 @@ function report(
     '#### onnxruntime alone: threads and batch size (ms per input, p50)',
     '',
     table(
-      ['Model', '1 thread, batch 1', '2 threads, batch 1', '1 thread, batch 4', '1 thread, batch 16', '2 threads ÷ 1', 'batch 4 ÷ batch 1', 'batch 16 ÷ batch 1'],
+      [
+        'Model',
+        `${autoThreadsLabel}, batch 1`,
+        `${threadsLabel}, batch 1`,
+        `${autoThreadsLabel}, batch 4`,
+        `${autoThreadsLabel}, batch 16`,
+        `${threadsLabel} ÷ ${autoThreadsLabel}`,
+        'batch 4 ÷ batch 1',
+        'batch 16 ÷ batch 1',
+      ],
       ortRows,
     ),
     '',
-    `\`session.run\` on this thread of a process of its own, same session options as the engine; per input = the run's time ÷ batch size. Below 1.00× a batch (or a second thread) is cheaper per input: the most coalescing can gain.`,
+    `\`session.run\` on this thread of a process of its own, same session options as the engine (${autoThreadsLabel} for ${kind} models, unless the column says otherwise); per input = the run's time ÷ batch size. Below 1.00× a batch (or the other thread count) is cheaper per input: for batches, the most coalescing can gain.`,
   ];
   if (traces.length > 0) {
     sections.push(
