@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -161,6 +161,14 @@ describe('the document cache', () => {
     expect((await cached.read(STATUS)).dev_mode).toBe(true);
     writeFileSync(path.join(root, 'status.json'), JSON.stringify({ ...readJson('status.json'), dev_mode: false }));
     expect((await cached.read(STATUS)).dev_mode).toBe(false);
+    // An edit in place that keeps the size and puts the modification time back (as `cp -p` would).
+    const file = path.join(root, 'status.json');
+    const when = 1_700_000_000; // whole seconds: set back exactly
+    utimesSync(file, when, when);
+    expect((await cached.read(STATUS)).status).toBe('sleeping');
+    writeFileSync(file, readFileSync(file, 'utf8').replace('"sleeping"', '"active"  '));
+    utimesSync(file, when, when);
+    expect((await cached.read(STATUS)).status).toBe('active');
     rmSync(path.join(root, 'status.json'));
     expect(await cached.snapshot(STATUS)).toBeNull();
   });

@@ -1,4 +1,5 @@
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -23,6 +24,17 @@ const SETTINGS = {
   data_split: '80 : 20',
   pretrain_dataset: 'scratch',
 };
+
+/** Whether this process has `file` open (Linux: its descriptors are links in /proc/self/fd). */
+function holdsOpen(file: string): boolean {
+  return readdirSync('/proc/self/fd').some((fd) => {
+    try {
+      return readlinkSync(path.join('/proc/self/fd', fd)) === file;
+    } catch {
+      return false; // closed while we looked
+    }
+  });
+}
 
 async function collect(entries: AsyncIterable<DatasetEntry>): Promise<DatasetEntry[]> {
   const all: DatasetEntry[] = [];
@@ -53,6 +65,7 @@ describe('staged datasets', () => {
     ['a nested object', '{"a":{"b":["YQ=="]}}'],
     ['a number among the items', '{"a":["YQ==",3]}'],
     ['truncated JSON', '{"a":["YQ==","Yg'],
+    ['a class listed twice', '{"a":["YQ=="],"b":[],"a":["Yg=="]}'],
   ])('refuse %s with a data error, not an internal one', async (_, text) => {
     const file = path.join(root, 'staged.json');
     writeFileSync(file, text);
@@ -74,6 +87,21 @@ describe('job folders', () => {
     expect(described).toEqual({ kind: 'image', classes, labels: [1, 1, 2], height: side, width: side });
     expect(statSync(path.join(folder, 'images.u8')).size).toBe(3 * side * side * 3);
     expect(JSON.parse(readFileSync(path.join(folder, 'config.json'), 'utf8'))).toEqual({ ...SETTINGS, image_size: 32 });
+  });
+
+  it('let go of the staged file when preparation stops at an image that cannot be decoded', async () => {
+    const staged = path.join(root, 'staged.json');
+    const good = (await png(1)).toString('base64');
+    const bad = Buffer.from('not an image').toString('base64');
+    // Megabytes after the bad image, so that the file is still being read when preparation stops.
+    const filler = Array.from({ length: 32 }, () => randomBytes(64 * 1024).toString('base64'));
+    writeFileSync(staged, JSON.stringify({ cats: [good, bad, good, good, ...filler] }));
+    await expect(writeJobFolder(path.join(root, 'job'), SETTINGS, readDatasetFile(staged), { imageSize: 32 })).rejects.toThrow(
+      /image 2 of class "cats" cannot be used/,
+    );
+    // The descriptor closes asynchronously once the stream is destroyed.
+    for (let turn = 0; turn < 1000 && holdsOpen(staged); turn++) await new Promise((resolve) => setImmediate(resolve));
+    expect(holdsOpen(staged)).toBe(false);
   });
 
   it('name the image that cannot be decoded, by class and position', async () => {

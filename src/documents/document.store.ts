@@ -56,9 +56,8 @@ export const INFERENCE = defineDocument<InferenceDocument>(
   {},
   { secretKeys: true, cached: true },
 );
-export const TRAINING = defineDocument<TrainingDocument>('training/training.json', trainingSchema, undefined, {
-  cached: true,
-});
+// Not cached: it holds the running job's whole dataset inline.
+export const TRAINING = defineDocument<TrainingDocument>('training/training.json', trainingSchema);
 
 /** Documents created at first start, in this order. */
 export const INITIAL_DOCUMENTS: readonly DocumentDefinition<unknown>[] = [STATUS, CLEANUP, INFERENCE];

@@ -6,6 +6,7 @@ export {
   type InferenceStats,
   intraOpThreadsFor,
   sessionOptions,
+  usableCores,
 } from './inference.engine';
 export { ModelNotServableError, type NotServableReason } from './errors';
 export { DEFAULT_TOP_K, type LabelProbability, type Prediction } from './prediction';

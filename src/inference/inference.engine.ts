@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
@@ -75,7 +76,33 @@ export interface InferenceOptions {
 /** The intra-op threads of a model's session: `setting` itself, or what `'auto'` picks for the task. */
 export function intraOpThreadsFor(taskType: TaskTypeValue, setting: number | 'auto'): number {
   if (setting !== 'auto') return setting;
-  return taskType === 'imageclassification' ? availableParallelism() : 1;
+  return taskType === 'imageclassification' ? usableCores() : 1;
+}
+
+let cores: number | undefined;
+
+/**
+ * The cores this process may use: the CPUs it may run on, capped by the CPU quota of its
+ * cgroup (a container's `--cpus`), which Node 20's `availableParallelism()` does not see.
+ */
+export function usableCores(): number {
+  cores ??= Math.max(1, Math.min(availableParallelism(), cgroupCpuQuota() ?? Infinity));
+  return cores;
+}
+
+/** The cgroup's CPU quota in cores, rounded up (v2 `cpu.max`, else v1 `cpu.cfs_*`); `null` when there is none. */
+function cgroupCpuQuota(): number | null {
+  const read = (file: string) => {
+    try {
+      return readFileSync(file, 'utf8').trim();
+    } catch {
+      return null;
+    }
+  };
+  const v2 = read('/sys/fs/cgroup/cpu.max')?.split(/\s+/);
+  const [quota, period] = v2 ?? [read('/sys/fs/cgroup/cpu/cpu.cfs_quota_us'), read('/sys/fs/cgroup/cpu/cpu.cfs_period_us')];
+  const cores = Number(quota) / Number(period);
+  return Number.isFinite(cores) && cores > 0 ? Math.ceil(cores) : null;
 }
 
 /** How the engine opens every session (the benchmark opens its own with the same options). */

@@ -24,9 +24,9 @@ const FILE_LOCKS = new KeyedMutex();
  * Writes go to a hidden temporary file in the target's folder, are fsynced, then renamed over
  * the target, so a reader (or a crash) sees the old bytes or the new ones, never a mix.
  *
- * Version tags come from `fstat` of the open file (inode, mtime in ns, size). Rename installs a
- * new inode, so every write changes the tag, and a read takes tag and bytes from the same open
- * descriptor, so they always agree even if a writer renames in between.
+ * Version tags come from `fstat` of the open file (inode, ctime and mtime in ns, size). Rename
+ * installs a new inode, so every write changes the tag, and a read takes tag and bytes from the
+ * same open descriptor, so they always agree even if a writer renames in between.
  *
  * Conditional writes hold a per-key mutex from the tag check to the rename. That makes
  * compare-and-swap atomic among the writers of this process, which is how the fs store is
@@ -231,8 +231,13 @@ export class FsStore implements ObjectStore {
   }
 }
 
+/**
+ * Inode, change time and modification time (ns), size. The change time is the kernel's, which
+ * no tool can set back, so even an edit in place that keeps the size and restores the mtime
+ * (`cp -p`, `rsync -t`) gets a new tag, and the documents cache sees it.
+ */
 function versionTag(stat: import('node:fs').BigIntStats): string {
-  return [stat.ino, stat.mtimeNs, stat.size].map((part) => part.toString(36)).join('-');
+  return [stat.ino, stat.ctimeNs, stat.mtimeNs, stat.size].map((part) => part.toString(36)).join('-');
 }
 
 function isMissing(error: unknown): boolean {

@@ -1,8 +1,8 @@
 import { createReadStream } from 'node:fs';
 import { mkdir, open, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { pipeline } from 'node:stream';
 
-import { chain } from 'stream-chain';
 import { parser } from 'stream-json';
 
 import type { TrainingDocument } from '../documents';
@@ -44,7 +44,11 @@ export async function* inlineDataset(dataset: Record<string, string[]>): AsyncGe
  * 100 MB ZIP of images). Anything but an object of arrays of strings is a `JobDataError`.
  */
 export async function* readDatasetFile(file: string): AsyncGenerator<DatasetEntry> {
-  const tokens = chain([createReadStream(file), parser({ streamValues: false })]);
+  const tokens = parser({ streamValues: false });
+  // pipeline destroys the file stream with the parser, however the reading ends (the end of the
+  // file, an error, or a consumer that stops early); errors reach us through the iteration.
+  pipeline(createReadStream(file), tokens, () => {});
+  const classes = new Set<string>();
   let depth = 0;
   try {
     for await (const token of tokens as AsyncIterable<{ name: string; value?: string }>) {
@@ -53,6 +57,9 @@ export async function* readDatasetFile(file: string): AsyncGenerator<DatasetEntr
           if (depth++ !== 0) throw new JobDataError('the staged dataset is not an object of arrays of strings');
           break;
         case 'keyValue':
+          // JSON.parse would keep only the last of two equal keys; a dataset must not have them.
+          if (classes.has(token.value!)) throw new JobDataError(`the staged dataset lists class "${token.value}" twice`);
+          classes.add(token.value!);
           yield { kind: 'class', name: token.value! };
           break;
         case 'startArray':
