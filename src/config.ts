@@ -159,7 +159,7 @@ export interface ModelsConfig {
 export interface InferenceConfig {
   /** Model sessions kept open (LRU). Default `8`. */
   maxLoadedModels: number;
-  /** onnxruntime threads per session, or `'auto'`: every core for image models, one for text models. Default `'auto'`. */
+  /** onnxruntime threads per session, or `'auto'`: every usable core for image models, one for text models. Default `'auto'`. */
   threads: number | 'auto';
   /** Most images or texts one prediction request may carry. Default `64`. */
   maxInputsPerRequest: number;

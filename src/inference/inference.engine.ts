@@ -43,8 +43,8 @@ export interface InferenceOptions {
   /** Most sessions open at once; the least recently used is released beyond it. Default `8`. */
   maxLoadedModels: number;
   /**
-   * onnxruntime intra-op threads per session, or `'auto'` (the default): every core for image
-   * models, one for text models. A convolutional network's run splits well over threads (on
+   * onnxruntime intra-op threads per session, or `'auto'` (the default): every core the process
+   * may use for image models (`usableCores`), one for text models. A convolutional network's run splits well over threads (on
    * 2 cores, resnet18 and resnet34 answered in 0.63–0.67× the time with 1.5× the throughput,
    * mobilenet v2 in 0.87× with 1.1×); a text model's run is a fraction of a millisecond, where
    * a second thread only adds hand-offs (0.7–0.9× the throughput). See BENCHMARKS.md.

@@ -38,6 +38,8 @@ export async function* inlineDataset(dataset: Record<string, string[]>): AsyncGe
   }
 }
 
+const NOT_A_DATASET = 'the staged dataset is not an object of arrays of strings';
+
 /**
  * The entries of a dataset in a JSON file, streamed: only one item's text is in memory at a
  * time, where `JSON.parse` would hold the file, its text and every item at once (4.8× a
@@ -54,7 +56,7 @@ export async function* readDatasetFile(file: string): AsyncGenerator<DatasetEntr
     for await (const token of tokens as AsyncIterable<{ name: string; value?: string }>) {
       switch (token.name) {
         case 'startObject':
-          if (depth++ !== 0) throw new JobDataError('the staged dataset is not an object of arrays of strings');
+          if (depth++ !== 0) throw new JobDataError(NOT_A_DATASET);
           break;
         case 'keyValue':
           // JSON.parse would keep only the last of two equal keys; a dataset must not have them.
@@ -63,10 +65,10 @@ export async function* readDatasetFile(file: string): AsyncGenerator<DatasetEntr
           yield { kind: 'class', name: token.value! };
           break;
         case 'startArray':
-          if (depth++ !== 1) throw new JobDataError('the staged dataset is not an object of arrays of strings');
+          if (depth++ !== 1) throw new JobDataError(NOT_A_DATASET);
           break;
         case 'stringValue':
-          if (depth !== 2) throw new JobDataError('the staged dataset is not an object of arrays of strings');
+          if (depth !== 2) throw new JobDataError(NOT_A_DATASET);
           yield { kind: 'item', base64: token.value! };
           break;
         case 'endArray':
@@ -74,7 +76,7 @@ export async function* readDatasetFile(file: string): AsyncGenerator<DatasetEntr
           depth--;
           break;
         default:
-          throw new JobDataError('the staged dataset is not an object of arrays of strings');
+          throw new JobDataError(NOT_A_DATASET);
       }
     }
   } catch (error) {
