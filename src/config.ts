@@ -34,6 +34,7 @@ const envSchema = z
       .optional(),
     FLASH_S3_FORCE_PATH_STYLE: booleanString.default(false),
     FLASH_S3_CHECKSUMS: checksumMode.default('WHEN_SUPPORTED'),
+    FLASH_S3_PUBLIC_ENDPOINT: z.url().optional(),
     FLASH_WORK_DIR: z.string().min(1).optional(),
     FLASH_WORKER_ID: z.string().regex(/^[\w.@:-]{1,100}$/, 'letters, digits and . _ @ : - only').optional(),
     FLASH_TRAINER_PYTHON: z.string().min(1).default('/usr/bin/python3'),
@@ -105,6 +106,11 @@ export interface S3Config {
   region: string;
   /** Custom endpoint for MinIO, R2 or another S3-compatible server; `undefined` means AWS. */
   endpoint: string | undefined;
+  /**
+   * Where clients reach the bucket, when not at `endpoint` (MinIO inside a compose network,
+   * behind a proxy): download links are signed for it. `undefined`: `endpoint`.
+   */
+  publicEndpoint?: string | undefined;
   /** Path-style addressing (`endpoint/bucket/key`), which most self-hosted servers need. */
   forcePathStyle: boolean;
   /**
@@ -246,6 +252,7 @@ export function loadConfig(
           bucket: e.FLASH_S3_BUCKET as string,
           region: e.AWS_REGION ?? e.AWS_DEFAULT_REGION ?? 'us-east-1',
           endpoint: e.AWS_ENDPOINT_URL_S3 ?? e.AWS_ENDPOINT_URL,
+          publicEndpoint: e.FLASH_S3_PUBLIC_ENDPOINT,
           forcePathStyle: e.FLASH_S3_FORCE_PATH_STYLE,
           checksums: e.FLASH_S3_CHECKSUMS,
           credentials:

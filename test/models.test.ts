@@ -1,4 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import path from 'node:path';
 
 import { DocumentStore, formatCreated, INFERENCE } from '../src/documents';
@@ -183,6 +184,56 @@ describe('download links', () => {
       expect(await file.text()).toBe('onnx bytes in s3');
     } finally {
       await server.stop();
+      await s3.stop();
+    }
+  });
+
+  it('are signed for the public S3 endpoint when clients reach the bucket elsewhere', async () => {
+    const s3 = await startS3Server();
+    const internal = new URL(s3.configFor('public').endpoint!);
+    // The clients' way to the bucket: a proxy on another port that forwards the bytes as they are.
+    const sockets = new Set<Socket>();
+    const proxy = createServer((client) => {
+      const upstream = connect(Number(internal.port), internal.hostname);
+      for (const socket of [client, upstream]) {
+        sockets.add(socket);
+        socket.once('close', () => sockets.delete(socket));
+      }
+      client.pipe(upstream).pipe(client);
+      upstream.on('error', () => client.destroy());
+      client.on('error', () => upstream.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const publicEndpoint = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    const server = await startTestServer({ env: { ...s3.envFor('public'), FLASH_S3_PUBLIC_ENDPOINT: publicEndpoint } });
+    try {
+      const store = new S3Store(s3.configFor('public'));
+      await store.put('textclassification/textClassification-s3-ffff.onnx', Buffer.from('onnx through the proxy'));
+      await store.put('textclassification/textClassification-s3-ffff_metadata.json', Buffer.from('{}'));
+      await new DocumentStore(store).update(INFERENCE, (inference) => ({
+        ...inference,
+        'textClassification-s3-ffff': {
+          task_type: 'textclassification' as const,
+          model_filename: 'textclassification/textClassification-s3-ffff.pt',
+          model_filename_onnx: 'textclassification/textClassification-s3-ffff.onnx',
+          metadata_filename: 'textclassification/textClassification-s3-ffff_metadata.json',
+          downloadable: true,
+          accuracy: 0.5,
+          accuracy_plot: '',
+          created: formatCreated(new Date()),
+        },
+      }));
+      await store.close();
+      const response = await server.graphql<Link>(DOWNLOAD, { variables: { t: 'textClassification-s3-ffff', f: 'ONNX' } });
+      const url = new URL(response.data?.downloadModel.url ?? '');
+      expect(url.origin).toBe(publicEndpoint);
+      const file = await fetch(url);
+      expect(file.status).toBe(200);
+      expect(await file.text()).toBe('onnx through the proxy');
+    } finally {
+      await server.stop();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => proxy.close(resolve));
       await s3.stop();
     }
   });

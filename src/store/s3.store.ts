@@ -11,6 +11,7 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
+  type S3ClientConfig,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
@@ -40,13 +41,15 @@ import {
 export class S3Store implements ObjectStore {
   readonly kind = 's3';
   private readonly client: S3Client;
+  /** Signs download links: `client`, or one for the endpoint clients use (`publicEndpoint`). */
+  private readonly presigner: S3Client;
   private readonly bucket: string;
 
   constructor(config: S3Config) {
     this.bucket = config.bucket;
-    this.client = new S3Client({
+    const options = (endpoint: string | undefined): S3ClientConfig => ({
       region: config.region,
-      ...(config.endpoint ? { endpoint: config.endpoint } : {}),
+      ...(endpoint ? { endpoint } : {}),
       forcePathStyle: config.forcePathStyle,
       ...(config.credentials ? { credentials: config.credentials } : {}),
       requestChecksumCalculation: config.checksums,
@@ -54,6 +57,9 @@ export class S3Store implements ObjectStore {
       maxAttempts: 3,
       requestHandler: { connectionTimeout: 3_000, requestTimeout: 30_000 },
     });
+    this.client = new S3Client(options(config.endpoint));
+    // Signing is local: this client never sends a request, it only writes URLs for clients.
+    this.presigner = config.publicEndpoint ? new S3Client(options(config.publicEndpoint)) : this.client;
   }
 
   get(key: string): Promise<StoredObject | null> {
@@ -147,7 +153,7 @@ export class S3Store implements ObjectStore {
       Key: key,
       ResponseContentDisposition: contentDisposition(filename),
     });
-    return getSignedUrl(this.client, command, { expiresIn: expiresInSeconds });
+    return getSignedUrl(this.presigner, command, { expiresIn: expiresInSeconds });
   }
 
   async delete(key: string): Promise<void> {
@@ -198,6 +204,7 @@ export class S3Store implements ObjectStore {
 
   async close(): Promise<void> {
     this.client.destroy();
+    if (this.presigner !== this.client) this.presigner.destroy();
   }
 }
 
