@@ -10,6 +10,9 @@ import { type DatasetLimits, DEFAULT_DATASET_LIMITS } from './datasets/limits';
  * `loadConfig` reports every invalid variable at once; `main()` prints them and exits 1.
  */
 
+/** An http(s) URL: `z.url()` alone takes `minio:9000` as a URL whose scheme is `minio:`. */
+const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
+
 const booleanString = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((value) => value === 'true' || value === '1' || value === 'yes');
@@ -34,7 +37,7 @@ const envSchema = z
       .optional(),
     FLASH_S3_FORCE_PATH_STYLE: booleanString.default(false),
     FLASH_S3_CHECKSUMS: checksumMode.default('WHEN_SUPPORTED'),
-    FLASH_S3_PUBLIC_ENDPOINT: z.url().optional(),
+    FLASH_S3_PUBLIC_ENDPOINT: httpUrl.optional(),
     FLASH_WORK_DIR: z.string().min(1).optional(),
     FLASH_WORKER_ID: z.string().regex(/^[\w.@:-]{1,100}$/, 'letters, digits and . _ @ : - only').optional(),
     FLASH_TRAINER_PYTHON: z.string().min(1).default('/usr/bin/python3'),
@@ -56,7 +59,7 @@ const envSchema = z
     FLASH_CLEANUP_INTERVAL: z.coerce.number().int().positive().default(7200),
     FLASH_PINNED_TOKENS: z.string().default(''),
     FLASH_DOWNLOAD_TTL: z.coerce.number().int().min(10).max(7 * 24 * 3600).default(900),
-    FLASH_PUBLIC_URL: z.url().optional(),
+    FLASH_PUBLIC_URL: httpUrl.optional(),
     FLASH_MAX_LOADED_MODELS: z.coerce.number().int().positive().default(8),
     FLASH_INFERENCE_THREADS: z
       .union([z.literal('auto'), z.coerce.number().int().positive()], { error: 'expected "auto" or a positive integer' })
@@ -72,8 +75,8 @@ const envSchema = z
     FLASH_MAX_QUERY_TOKENS: z.coerce.number().int().positive().default(2000),
     AWS_REGION: z.string().min(1).optional(),
     AWS_DEFAULT_REGION: z.string().min(1).optional(),
-    AWS_ENDPOINT_URL_S3: z.url().optional(),
-    AWS_ENDPOINT_URL: z.url().optional(),
+    AWS_ENDPOINT_URL_S3: httpUrl.optional(),
+    AWS_ENDPOINT_URL: httpUrl.optional(),
     AWS_ACCESS_KEY_ID: z.string().min(1).optional(),
     AWS_SECRET_ACCESS_KEY: z.string().min(1).optional(),
     AWS_SESSION_TOKEN: z.string().min(1).optional(),

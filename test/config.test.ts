@@ -72,6 +72,13 @@ describe('configuration', () => {
     });
   });
 
+  it('takes only http(s) endpoints, not a bare host and port', () => {
+    expect(() => loadConfig({ FLASH_STORE: 's3', FLASH_S3_BUCKET: 'b-1', AWS_ENDPOINT_URL_S3: 'minio:9000' })).toThrow(
+      /AWS_ENDPOINT_URL_S3: expected an http:\/\/ or https:\/\/ URL/,
+    );
+    expect(() => loadConfig({ FLASH_S3_PUBLIC_ENDPOINT: 'ftp://files.example.com' })).toThrow(/FLASH_S3_PUBLIC_ENDPOINT/);
+  });
+
   it('turns introspection off in production unless asked for', () => {
     expect(loadConfig({ NODE_ENV: 'production' }).introspection).toBe(false);
     expect(loadConfig({ NODE_ENV: 'production', FLASH_INTROSPECTION: 'true' }).introspection).toBe(true);

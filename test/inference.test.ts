@@ -1,5 +1,5 @@
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { availableParallelism, tmpdir } from 'node:os';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -12,6 +12,7 @@ import {
   type DeployedModelRef,
   InferenceEngine,
   type InferenceOptions,
+  cgroupCpuQuota,
   intraOpThreadsFor,
   type Prediction,
   usableCores,
@@ -297,10 +298,51 @@ describe('batching', () => {
 describe('intra-op threads', () => {
   test("'auto' gives image models every core and text models one; a number gives every model that many", () => {
     expect(intraOpThreadsFor('imageclassification', 'auto')).toBe(usableCores());
-    expect(usableCores()).toBeLessThanOrEqual(availableParallelism());
     expect(intraOpThreadsFor('textclassification', 'auto')).toBe(1);
     expect(intraOpThreadsFor('textclassification', 3)).toBe(3);
     expect(() => newEngine({ intraOpThreads: 0 })).toThrow(RangeError);
+  });
+});
+
+describe('CPU quotas', () => {
+  const fakes: string[] = [];
+  afterAll(() => Promise.all(fakes.map((fake) => rm(fake, { recursive: true, force: true }))));
+
+  /** A fake /sys/fs/cgroup and /proc/self/cgroup: `files` maps paths under the root to contents. */
+  async function fakeCgroup(self: string, files: Record<string, string>) {
+    const fake = await mkdtemp(path.join(tmpdir(), 'flash-cgroup-'));
+    fakes.push(fake);
+    for (const [file, content] of Object.entries(files)) {
+      await mkdir(path.dirname(path.join(fake, 'sys', file)), { recursive: true });
+      await writeFile(path.join(fake, 'sys', file), content);
+    }
+    await writeFile(path.join(fake, 'self'), self);
+    return { root: path.join(fake, 'sys'), self: path.join(fake, 'self') };
+  }
+
+  test('come from the tightest limit on the group or above it, cgroup v2 or v1', async () => {
+    // v2: 1.5 cores on a parent, none on the group itself.
+    const v2 = await fakeCgroup('0::/system.slice/flash.service\n', {
+      'cpu.max': 'max 100000',
+      'system.slice/cpu.max': '150000 100000',
+      'system.slice/flash.service/cpu.max': 'max 100000',
+    });
+    expect(cgroupCpuQuota(v2)).toBe(2);
+    // v1, as Docker sets --cpus=1 without a cgroup namespace.
+    const v1 = await fakeCgroup('4:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n', {
+      'cpu,cpuacct/cpu.cfs_quota_us': '-1',
+      'cpu,cpuacct/cpu.cfs_period_us': '100000',
+      'cpu,cpuacct/docker/abc/cpu.cfs_quota_us': '100000',
+      'cpu,cpuacct/docker/abc/cpu.cfs_period_us': '100000',
+    });
+    expect(cgroupCpuQuota(v1)).toBe(1);
+  });
+
+  test('are absent when nothing limits the group, or nothing can be read', async () => {
+    expect(cgroupCpuQuota(await fakeCgroup('0::/\n', { 'cpu.max': 'max 100000' }))).toBeNull();
+    expect(cgroupCpuQuota(await fakeCgroup('1:cpu:/\n', { 'cpu/cpu.cfs_quota_us': '-1' }))).toBeNull();
+    expect(cgroupCpuQuota(await fakeCgroup('0::/../../x\n', {}))).toBeNull();
+    expect(cgroupCpuQuota({ root: '/nonexistent', self: '/nonexistent/cgroup' })).toBeNull();
   });
 });
 

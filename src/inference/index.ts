@@ -1,4 +1,5 @@
 export {
+  cgroupCpuQuota,
   DEFAULT_INFERENCE_OPTIONS,
   type DeployedModelRef,
   InferenceEngine,

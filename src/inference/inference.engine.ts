@@ -83,15 +83,21 @@ let cores: number | undefined;
 
 /**
  * The cores this process may use: the CPUs it may run on, capped by the CPU quota of its
- * cgroup (a container's `--cpus`), which Node 20's `availableParallelism()` does not see.
+ * cgroup (a container's `--cpus`, systemd's `CPUQuota=`), which Node 20's
+ * `availableParallelism()` does not see.
  */
 export function usableCores(): number {
   cores ??= Math.max(1, Math.min(availableParallelism(), cgroupCpuQuota() ?? Infinity));
   return cores;
 }
 
-/** The cgroup's CPU quota in cores, rounded up (v2 `cpu.max`, else v1 `cpu.cfs_*`); `null` when there is none. */
-function cgroupCpuQuota(): number | null {
+/**
+ * The tightest CPU quota on this process's cgroup or any group above it, in cores rounded up;
+ * `null` when there is none. Reads cgroup v2 (`cpu.max`) and v1 (`cpu.cfs_quota_us` over
+ * `cpu.cfs_period_us`) as `/proc/self/cgroup` places the process; files that are missing or
+ * unreadable count as no limit.
+ */
+export function cgroupCpuQuota({ root = '/sys/fs/cgroup', self = '/proc/self/cgroup' } = {}): number | null {
   const read = (file: string) => {
     try {
       return readFileSync(file, 'utf8').trim();
@@ -99,10 +105,31 @@ function cgroupCpuQuota(): number | null {
       return null;
     }
   };
-  const v2 = read('/sys/fs/cgroup/cpu.max')?.split(/\s+/);
-  const [quota, period] = v2 ?? [read('/sys/fs/cgroup/cpu/cpu.cfs_quota_us'), read('/sys/fs/cgroup/cpu/cpu.cfs_period_us')];
-  const cores = Number(quota) / Number(period);
-  return Number.isFinite(cores) && cores > 0 ? Math.ceil(cores) : null;
+  const quotas: number[] = [];
+  const collect = (mount: string, group: string, quotaOf: (folder: string) => [string | null, string | null]) => {
+    // The group's folder, then each parent up to the mount itself.
+    for (let folder = path.join(mount, group); ; folder = path.dirname(folder)) {
+      const [quota, period] = quotaOf(folder);
+      const cpus = Number(quota) / Number(period);
+      if (Number.isFinite(cpus) && cpus > 0) quotas.push(Math.ceil(cpus));
+      if (path.relative(mount, folder) === '' || folder === path.dirname(folder)) break;
+    }
+  };
+  for (const line of read(self)?.split('\n') ?? []) {
+    const [, controllers, group] = line.split(':');
+    if (group === undefined) continue;
+    if (controllers === '') {
+      const v2 = (folder: string) => (read(path.join(folder, 'cpu.max'))?.split(/\s+/) ?? [null, null]) as [string, string];
+      collect(root, group, v2);
+      collect(path.join(root, 'unified'), group, v2); // hybrid hierarchies mount v2 there
+    } else if (controllers?.split(',').includes('cpu')) {
+      collect(path.join(root, controllers), group, (folder) => [
+        read(path.join(folder, 'cpu.cfs_quota_us')),
+        read(path.join(folder, 'cpu.cfs_period_us')),
+      ]);
+    }
+  }
+  return quotas.length > 0 ? Math.min(...quotas) : null;
 }
 
 /** How the engine opens every session (the benchmark opens its own with the same options). */

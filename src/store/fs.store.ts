@@ -234,7 +234,9 @@ export class FsStore implements ObjectStore {
 /**
  * Inode, change time and modification time (ns), size. The change time is the kernel's, which
  * no tool can set back, so even an edit in place that keeps the size and restores the mtime
- * (`cp -p`, `rsync -t`) gets a new tag, and the documents cache sees it.
+ * (`cp -p`, `rsync -t`) gets a new tag, and the documents cache sees it, as long as the edit
+ * falls in a later tick of the kernel's clock than the previous change (kernels before 6.13
+ * keep change times to a few milliseconds).
  */
 function versionTag(stat: import('node:fs').BigIntStats): string {
   return [stat.ino, stat.ctimeNs, stat.mtimeNs, stat.size].map((part) => part.toString(36)).join('-');

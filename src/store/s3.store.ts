@@ -58,8 +58,11 @@ export class S3Store implements ObjectStore {
       requestHandler: { connectionTimeout: 3_000, requestTimeout: 30_000 },
     });
     this.client = new S3Client(options(config.endpoint));
-    // Signing is local: this client never sends a request, it only writes URLs for clients.
-    this.presigner = config.publicEndpoint ? new S3Client(options(config.publicEndpoint)) : this.client;
+    // Only signs: it shares the main client's credentials (and their refreshing), so it never
+    // sends a request of its own.
+    this.presigner = config.publicEndpoint
+      ? new S3Client({ ...options(config.publicEndpoint), credentials: this.client.config.credentials })
+      : this.client;
   }
 
   get(key: string): Promise<StoredObject | null> {
