@@ -37,7 +37,9 @@ export class ModelResolver {
   }
 
   @Authorized(Role.ADMIN)
-  @Mutation(() => [ID], { description: 'Admin: deletes the expired models now and returns their tokens.' })
+  @Mutation(() => [ID], {
+    description: 'Admin: deletes the expired models, and the job records past their retention, now; returns the tokens of the models deleted.',
+  })
   async runCleanup(@Ctx() { services }: Context): Promise<string[]> {
     return services.cleanup.run();
   }

@@ -57,6 +57,7 @@ const envSchema = z
     FLASH_MAX_UPLOAD_MB: z.coerce.number().positive().default(110),
     FLASH_MODEL_TTL: z.coerce.number().int().positive().default(7200),
     FLASH_CLEANUP_INTERVAL: z.coerce.number().int().positive().default(7200),
+    FLASH_JOB_RETENTION: z.coerce.number().int().positive().default(7 * 24 * 3600),
     FLASH_PINNED_TOKENS: z.string().default(''),
     FLASH_DOWNLOAD_TTL: z.coerce.number().int().min(10).max(7 * 24 * 3600).default(900),
     FLASH_PUBLIC_URL: httpUrl.optional(),
@@ -159,6 +160,11 @@ export interface ModelsConfig {
   cleanupIntervalMillis: number;
   /** Tokens that never expire. */
   pinnedTokens: ReadonlySet<string>;
+  /**
+   * How long cleanup keeps the record of a finished job whose model is gone (or never was),
+   * counted from its expiry or its end, in milliseconds. Default 7 days.
+   */
+  jobRetentionMillis: number;
   /** How long a download link works, in seconds. Default `900`. */
   downloadTtlSeconds: number;
   /** Public origin for download links the server serves itself; default: the request's origin. */
@@ -306,6 +312,7 @@ export function loadConfig(
     models: {
       ttlMillis: e.FLASH_MODEL_TTL * 1000,
       cleanupIntervalMillis: e.FLASH_CLEANUP_INTERVAL * 1000,
+      jobRetentionMillis: e.FLASH_JOB_RETENTION * 1000,
       pinnedTokens: new Set(
         e.FLASH_PINNED_TOKENS.split(',')
           .map((token) => token.trim())

@@ -1,10 +1,10 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import path from 'node:path';
 
 import { DocumentStore, formatCreated, INFERENCE } from '../src/documents';
 import { FsStore, type PutOptions, S3Store } from '../src/store';
-import { writeDeployedJobRecord } from './helpers/records';
+import { writeDeployedJobRecord, writeJobRecord } from './helpers/records';
 import { startS3Server } from './helpers/s3';
 import { ADMIN_KEY, makeDataDir, startTestServer, type TestServer, type TestServerOptions } from './helpers/server';
 
@@ -307,6 +307,43 @@ describe('model expiry', () => {
       expect(codes(expired)).toEqual(['MODEL_EXPIRED']);
       expect(codes(await server.graphql(`{ model(token: "textClassification-old-2222") { token } }`))).toEqual([
         'MODEL_NOT_FOUND',
+      ]);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('deletes the records of jobs that ended before FLASH_JOB_RETENTION, and only those', async () => {
+    const server = await serverWith(models, { env: { ...pinned, FLASH_JOB_RETENTION: String(24 * 3600) } });
+    try {
+      const ago = (hours: number) => new Date(Date.now() - hours * HOUR).toISOString();
+      const jobs = path.join(server.dataDir, 'training', 'jobs');
+      // Ended two days ago, with a staged dataset left behind: goes.
+      writeJobRecord(server.dataDir, { token: 'imageClassification-failed-aaaa', state: 'FAILED', finished_at: ago(48) });
+      writeFileSync(path.join(jobs, 'imageClassification-failed-aaaa', 'dataset.json'), '{}');
+      // Ended an hour ago: stays.
+      writeJobRecord(server.dataDir, { token: 'imageClassification-cancelled-bbbb', state: 'CANCELLED', finished_at: ago(1) });
+      // Deployed long ago, its model still served (pinned): stays.
+      writeJobRecord(server.dataDir, { token: 'imageClassification-pinned-3333', finished_at: ago(120) });
+      // Deployed long ago, its model expires in this very run: the retention starts now.
+      writeJobRecord(server.dataDir, { token: 'imageClassification-old-1111', finished_at: ago(120) });
+      // Expired three days ago: goes.
+      writeJobRecord(server.dataDir, { token: 'imageClassification-expired-eeee', expired_at: ago(72) });
+      // Not finished, however old: stays. A folder without a record (a dataset being staged): stays.
+      writeJobRecord(server.dataDir, { token: 'textClassification-stuck-cccc', state: 'TRAINING', finished_at: null });
+      mkdirSync(path.join(jobs, 'imageClassification-staging-dddd'));
+      writeFileSync(path.join(jobs, 'imageClassification-staging-dddd', 'dataset.json'), '{}');
+
+      await server.graphql('mutation { runCleanup }', { key: ADMIN_KEY });
+      expect(readdirSync(jobs).sort()).toEqual([
+        'imageClassification-cancelled-bbbb',
+        'imageClassification-old-1111',
+        'imageClassification-pinned-3333',
+        'imageClassification-staging-dddd',
+        'textClassification-stuck-cccc',
+      ]);
+      expect(codes(await server.graphql('{ model(token: "imageClassification-old-1111") { token } }'))).toEqual([
+        'MODEL_EXPIRED',
       ]);
     } finally {
       await server.stop();

@@ -1,14 +1,16 @@
 import { Cron } from 'croner';
 import type { Logger } from 'pino';
 
-import { CLEANUP, type DocumentStore, STATUS } from '../documents';
+import { CLEANUP, type DocumentStore, INFERENCE, STATUS } from '../documents';
 import type { ModelService } from '../models/model.service';
 import type { Metrics } from '../observability/metrics';
+import type { JobRepository } from '../training/job.repository';
 
 /**
- * The seed's `clean` function: deletes models older than their time to live. Scheduled every
- * `intervalMillis` while `cleanup.json` is active and dev mode is off; an admin can run it at
- * any time.
+ * The seed's `clean` function: deletes models older than their time to live, then the records
+ * of jobs that finished (or whose model expired) more than `jobRetentionMillis` ago. Scheduled
+ * every `intervalMillis` while `cleanup.json` is active and dev mode is off; an admin can run
+ * it at any time.
  */
 export class CleanupService {
   private job: Cron | undefined;
@@ -17,7 +19,9 @@ export class CleanupService {
   constructor(
     private readonly documents: DocumentStore,
     private readonly models: ModelService,
+    private readonly jobs: JobRepository,
     private readonly intervalMillis: number,
+    private readonly jobRetentionMillis: number,
     private readonly metrics: Metrics,
     private readonly logger: Logger,
   ) {}
@@ -46,12 +50,17 @@ export class CleanupService {
     await this.running;
   }
 
-  /** Deletes the expired models now, whatever `cleanup.json` says; returns their tokens. */
-  async run(): Promise<string[]> {
-    const deleted = await this.models.expire();
+  /** Deletes the expired models and old job records now, whatever `cleanup.json` says; returns the models' tokens. */
+  async run(now = new Date()): Promise<string[]> {
+    const deleted = await this.models.expire(now);
     this.metrics.cleanupRuns.inc();
     this.metrics.expiredModels.inc(deleted.length);
     if (deleted.length > 0) this.logger.info({ deleted: deleted.length }, 'Expired models deleted');
+    const deployed = await this.documents.read(INFERENCE);
+    const pruned = await this.jobs.pruneRecords(new Date(now.getTime() - this.jobRetentionMillis), (token) =>
+      Object.hasOwn(deployed, token),
+    );
+    if (pruned.length > 0) this.logger.info({ pruned: pruned.length }, 'Old job records deleted');
     return deleted;
   }
 

@@ -87,12 +87,15 @@ export function isWellFormedToken(token: string): boolean {
 
 export const QUEUE = defineDocument<QueueDocument>('training/queue.json', queueSchema, { jobs: [] }, { cached: true });
 
+/** Where each job's folder (`<token>/job.json`, `<token>/dataset.json`) lives. */
+export const JOBS_PREFIX = 'training/jobs/';
+
 export function jobRecordDocument(token: string): DocumentDefinition<JobRecord> {
-  return defineDocument<JobRecord>(`training/jobs/${token}/job.json`, jobRecordSchema, undefined, {
+  return defineDocument<JobRecord>(`${JOBS_PREFIX}${token}/job.json`, jobRecordSchema, undefined, {
     name: 'training/jobs/<token>/job.json',
   });
 }
 
 export function stagedDatasetKey(token: string): string {
-  return `training/jobs/${token}/dataset.json`;
+  return `${JOBS_PREFIX}${token}/dataset.json`;
 }

@@ -78,7 +78,15 @@ export function createPlatform(config: Config, store: ObjectStore, logger: Logge
     limits: config.datasets,
     logger,
   });
-  const cleanup = new CleanupService(documents, models, config.models.cleanupIntervalMillis, metrics, logger);
+  const cleanup = new CleanupService(
+    documents,
+    models,
+    jobs,
+    config.models.cleanupIntervalMillis,
+    config.models.jobRetentionMillis,
+    metrics,
+    logger,
+  );
   const engine = new InferenceEngine(
     store,
     {

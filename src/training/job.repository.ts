@@ -1,9 +1,14 @@
 import {
   type DocumentStore,
+  FINAL_JOB_STATES,
+  isWellFormedToken,
+  JOBS_PREFIX,
   type JobRecord,
   jobRecordDocument,
   QUEUE,
   type QueueEntry,
+  stagedDatasetKey,
+  storeOperation,
 } from '../documents';
 import { ServerBusyError } from '../errors';
 
@@ -115,6 +120,30 @@ export class JobRepository {
 
   async removeRecord(token: string): Promise<void> {
     await this.documents.remove(jobRecordDocument(token));
+  }
+
+  /**
+   * Deletes the records of finished jobs that ended (or whose model expired) before `before`,
+   * except those `keep` names (models still deployed) and any job still queued; returns their
+   * tokens. Records of unfinished jobs, and folders without a record (a dataset being staged
+   * for admission), are never touched.
+   */
+  async pruneRecords(before: Date, keep: (token: string) => boolean): Promise<string[]> {
+    const keys = await storeOperation(() => this.documents.store.list(JOBS_PREFIX));
+    const tokens = new Set(keys.map((key) => key.slice(JOBS_PREFIX.length).split('/')[0]!));
+    const queued = new Set((await this.queue()).map((job) => job.token));
+    const pruned: string[] = [];
+    for (const token of tokens) {
+      if (!isWellFormedToken(token) || queued.has(token) || keep(token)) continue;
+      const record = await this.record(token).catch(() => null); // an unreadable record is left for a person
+      if (!record || !FINAL_JOB_STATES.has(record.state)) continue;
+      const ended = Date.parse(record.expired_at ?? record.finished_at ?? '');
+      if (!(ended < before.getTime())) continue;
+      await storeOperation(() => this.documents.store.delete(stagedDatasetKey(token)));
+      await this.removeRecord(token);
+      pruned.push(token);
+    }
+    return pruned;
   }
 
   private get capacity(): number {

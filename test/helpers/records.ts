@@ -3,17 +3,13 @@ import path from 'node:path';
 
 import type { JobRecord, TaskTypeValue } from '../../src/documents';
 
-/**
- * Writes the job record of a model this platform trained and deployed long ago, as the
- * supervisor leaves it; cleanup marks it when the model expires (MODEL_EXPIRED).
- */
-export function writeDeployedJobRecord(dataDir: string, token: string, taskType: TaskTypeValue): void {
+/** Writes a job record straight into a data folder: a finished job unless `record` says otherwise. */
+export function writeJobRecord(dataDir: string, record: Partial<JobRecord> & Pick<JobRecord, 'token'>): void {
   const at = new Date(0).toISOString();
-  const record: JobRecord = {
-    token,
-    task_type: taskType,
+  const full: JobRecord = {
+    task_type: 'imageclassification',
     task_name: 'old',
-    model: taskType === 'imageclassification' ? 'resnet18' : 'gru',
+    model: 'resnet18',
     state: 'DEPLOYED',
     epochs: 1,
     history: [],
@@ -25,8 +21,17 @@ export function writeDeployedJobRecord(dataDir: string, token: string, taskType:
     heartbeat_at: null,
     attempts: 1,
     cancel_requested: false,
+    ...record,
   };
-  const folder = path.join(dataDir, 'training', 'jobs', token);
+  const folder = path.join(dataDir, 'training', 'jobs', record.token);
   mkdirSync(folder, { recursive: true });
-  writeFileSync(path.join(folder, 'job.json'), JSON.stringify(record));
+  writeFileSync(path.join(folder, 'job.json'), JSON.stringify(full));
+}
+
+/**
+ * Writes the job record of a model this platform trained and deployed long ago, as the
+ * supervisor leaves it; cleanup marks it when the model expires (MODEL_EXPIRED).
+ */
+export function writeDeployedJobRecord(dataDir: string, token: string, taskType: TaskTypeValue): void {
+  writeJobRecord(dataDir, { token, task_type: taskType, model: taskType === 'imageclassification' ? 'resnet18' : 'gru' });
 }
