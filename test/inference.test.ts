@@ -2,6 +2,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Worker } from 'node:worker_threads';
 
 import pino from 'pino';
 import sharp from 'sharp';
@@ -301,6 +302,21 @@ describe('intra-op threads', () => {
     expect(intraOpThreadsFor('textclassification', 'auto')).toBe(1);
     expect(intraOpThreadsFor('textclassification', 3)).toBe(3);
     expect(() => newEngine({ intraOpThreads: 0 })).toThrow(RangeError);
+  });
+});
+
+describe('a worker that stops', () => {
+  test('costs the predictions waiting for it nothing: they run again on a fresh worker', async () => {
+    // A long coalescing wait keeps the prediction between its model and its run.
+    const engine = newEngine({ batchWaitMillis: 300 });
+    await engine.classifyTexts(text, ['warm up']);
+    const host = (engine as unknown as { host: { worker: Worker | null } }).host;
+    const waiting = engine.classifyTexts(text, ['a great and happy film']);
+    await sleep(50);
+    await host.worker!.terminate(); // idle, so safe to stop from outside
+    const [prediction] = await waiting;
+    expect(textModel.classes).toContain(prediction!.label);
+    expect(engine.stats()).toMatchObject({ loads: 2, runs: 2 });
   });
 });
 

@@ -25,7 +25,7 @@ import { ModelNotServableError } from './errors';
 import { download, readTextMetadata, servableFiles, type TextMetadata } from './model-artifacts';
 import { type Prediction, resolveTopK, toPrediction } from './prediction';
 import type { LoadResult, WireSessionOptions, WireTensor, WireValueMetadata } from './protocol';
-import { OrtError, SessionHost } from './session-host';
+import { OrtError, SessionHost, WorkerStoppedError } from './session-host';
 
 /** A deployed model as the caller read it from `inference.json`. */
 export interface DeployedModelRef {
@@ -389,12 +389,20 @@ export class InferenceEngine {
   // --- Models ---------------------------------------------------------------------------
 
   private async using<T>(ref: DeployedModelRef, use: (model: LoadedModel) => Promise<T>): Promise<T> {
-    if (this.closed) throw new Error('The inference engine is closed');
-    const model = await this.acquire(ref);
-    try {
-      return await use(model);
-    } finally {
-      this.unref(model);
+    for (let attempt = 1; ; attempt++) {
+      if (this.closed) throw new Error('The inference engine is closed');
+      let model: LoadedModel | undefined;
+      try {
+        model = await this.acquire(ref);
+        return await use(model);
+      } catch (error) {
+        // The worker stopped under this request, taking the model's session with it: once more,
+        // on a fresh worker with the model loaded anew.
+        if (!(error instanceof WorkerStoppedError) || attempt > 1 || this.closed) throw error;
+        this.logger.warn({ token: ref.token }, 'The inference worker stopped during a prediction; running it again');
+      } finally {
+        if (model) this.unref(model);
+      }
     }
   }
 
@@ -406,7 +414,12 @@ export class InferenceEngine {
   private acquire(ref: DeployedModelRef): Promise<LoadedModel> {
     const files = servableFiles(ref.entry);
     const key = JSON.stringify([ref.token, files.onnx, files.metadata]);
-    const cached = this.models.get(key);
+    let cached = this.models.get(key);
+    if (cached && cached.generation !== this.host.generation) {
+      // Its session went with a worker that stopped after the load: load it anew.
+      this.models.delete(key);
+      cached = undefined;
+    }
     if (cached) {
       cached.refs++;
       return Promise.resolve(cached);
@@ -597,6 +610,9 @@ export class InferenceEngine {
   }
 
   private async run(model: LoadedModel, input: string, tensor: WireTensor): Promise<Float32Array[]> {
+    // A batch that waited while the worker stopped: its session is gone, and asking a fresh
+    // worker for it would only start one to hear so.
+    if (model.generation !== this.host.generation) throw new WorkerStoppedError();
     const batch = tensor.dims[0]!;
     this.counters.runs++;
     this.counters.inputs += batch;

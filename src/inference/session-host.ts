@@ -18,6 +18,14 @@ export class OrtError extends Error {
   }
 }
 
+/** The worker stopped before it answered: the request's session went with it. */
+export class WorkerStoppedError extends Error {
+  constructor() {
+    super('The inference worker stopped');
+    this.name = 'WorkerStoppedError';
+  }
+}
+
 interface Pending {
   resolve(result: unknown): void;
   reject(error: Error): void;
@@ -115,7 +123,7 @@ export class SessionHost {
       if (!this.closed) {
         this.logger.error({ exitCode }, 'The inference worker stopped; it restarts on the next request');
       }
-      const stopped = new Error('The inference worker stopped');
+      const stopped = new WorkerStoppedError();
       for (const pending of this.pending.values()) pending.reject(stopped);
       this.pending.clear();
       this.onLost();
