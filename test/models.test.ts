@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import path from 'node:path';
 
+import type { S3Config } from '../src/config';
 import { DocumentStore, formatCreated, INFERENCE } from '../src/documents';
 import { FsStore, type PutOptions, S3Store } from '../src/store';
 import { writeDeployedJobRecord, writeJobRecord } from './helpers/records';
@@ -41,6 +42,30 @@ function seedModels(dataDir: string, models: SeedModel[]): void {
     };
   }
   writeFileSync(path.join(dataDir, 'inference.json'), JSON.stringify(inference, null, 2));
+}
+
+/** Deploys an image model straight into a bucket, with the same bytes `seedModels` writes. */
+async function deployToBucket(config: S3Config, token: string): Promise<void> {
+  const store = new S3Store(config);
+  try {
+    await store.put(`imageclassification/${token}.pt`, Buffer.from(`torchscript of ${token}`));
+    await store.put(`imageclassification/${token}.onnx`, Buffer.from(`onnx of ${token}`));
+    await new DocumentStore(store).update(INFERENCE, (inference) => ({
+      ...inference,
+      [token]: {
+        task_type: 'imageclassification' as const,
+        model_filename: `imageclassification/${token}.pt`,
+        model_filename_onnx: `imageclassification/${token}.onnx`,
+        classes: ['a', 'b'],
+        downloadable: true,
+        accuracy: 0.5,
+        accuracy_plot: '',
+        created: formatCreated(new Date()),
+      },
+    }));
+  } finally {
+    await store.close();
+  }
 }
 
 /**
@@ -157,31 +182,14 @@ describe('download links', () => {
     const s3 = await startS3Server();
     const server = await startTestServer({ env: s3.envFor('downloads') });
     try {
-      const store = new S3Store(s3.configFor('downloads'));
-      const documents = new DocumentStore(store);
-      await store.put('imageclassification/imageClassification-s3-eeee.onnx', Buffer.from('onnx bytes in s3'));
-      await store.put('imageclassification/imageClassification-s3-eeee.pt', Buffer.from('pt bytes in s3'));
-      await documents.update(INFERENCE, (inference) => ({
-        ...inference,
-        'imageClassification-s3-eeee': {
-          task_type: 'imageclassification' as const,
-          model_filename: 'imageclassification/imageClassification-s3-eeee.pt',
-          model_filename_onnx: 'imageclassification/imageClassification-s3-eeee.onnx',
-          classes: ['a', 'b'],
-          downloadable: true,
-          accuracy: 0.5,
-          accuracy_plot: '',
-          created: formatCreated(new Date()),
-        },
-      }));
-      await store.close();
+      await deployToBucket(s3.configFor('downloads'), 'imageClassification-s3-eeee');
       const response = await server.graphql<Link>(DOWNLOAD, { variables: { t: 'imageClassification-s3-eeee', f: 'ONNX' } });
       const url = new URL(response.data?.downloadModel.url ?? '');
       expect(url.searchParams.get('X-Amz-Signature')).toBeTruthy();
       expect(url.searchParams.get('X-Amz-Expires')).toBe('900');
       const file = await fetch(url);
       expect(file.status).toBe(200);
-      expect(await file.text()).toBe('onnx bytes in s3');
+      expect(await file.text()).toBe('onnx of imageClassification-s3-eeee');
     } finally {
       await server.stop();
       await s3.stop();
@@ -207,24 +215,8 @@ describe('download links', () => {
     const publicEndpoint = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
     const server = await startTestServer({ env: { ...s3.envFor('public'), FLASH_S3_PUBLIC_ENDPOINT: publicEndpoint } });
     try {
-      const store = new S3Store(s3.configFor('public'));
-      await store.put('textclassification/textClassification-s3-ffff.onnx', Buffer.from('onnx through the proxy'));
-      await store.put('textclassification/textClassification-s3-ffff_metadata.json', Buffer.from('{}'));
-      await new DocumentStore(store).update(INFERENCE, (inference) => ({
-        ...inference,
-        'textClassification-s3-ffff': {
-          task_type: 'textclassification' as const,
-          model_filename: 'textclassification/textClassification-s3-ffff.pt',
-          model_filename_onnx: 'textclassification/textClassification-s3-ffff.onnx',
-          metadata_filename: 'textclassification/textClassification-s3-ffff_metadata.json',
-          downloadable: true,
-          accuracy: 0.5,
-          accuracy_plot: '',
-          created: formatCreated(new Date()),
-        },
-      }));
-      await store.close();
-      const response = await server.graphql<Link>(DOWNLOAD, { variables: { t: 'textClassification-s3-ffff', f: 'ONNX' } });
+      await deployToBucket(s3.configFor('public'), 'imageClassification-s3-ffff');
+      const response = await server.graphql<Link>(DOWNLOAD, { variables: { t: 'imageClassification-s3-ffff', f: 'ONNX' } });
       const url = new URL(response.data?.downloadModel.url ?? '');
       // s3rver does not check signatures, so this shows the link names the public endpoint, is
       // signed over its host, and reaches the bucket through it; AWS or MinIO would check more.
@@ -232,7 +224,7 @@ describe('download links', () => {
       expect(url.searchParams.get('X-Amz-SignedHeaders')).toBe('host');
       const file = await fetch(url);
       expect(file.status).toBe(200);
-      expect(await file.text()).toBe('onnx through the proxy');
+      expect(await file.text()).toBe('onnx of imageClassification-s3-ffff');
     } finally {
       await server.stop();
       for (const socket of sockets) socket.destroy();
@@ -380,6 +372,25 @@ describe('model expiry', () => {
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
       expect(Object.keys(readJson(server, 'inference.json'))).toEqual(['imageClassification-fresh-4444']);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('still reports the expired models when the job records cannot be listed', async () => {
+    const dataDir = makeDataDir();
+    seedModels(dataDir, models);
+    const store = new (class extends FsStore {
+      override async list(prefix: string): Promise<string[]> {
+        if (prefix.startsWith('training/jobs/')) throw new Error('listing failed');
+        return super.list(prefix);
+      }
+    })(dataDir);
+    const server = await startTestServer({ dataDir, store, env: pinned });
+    try {
+      const response = await server.graphql<{ runCleanup: string[] }>('mutation { runCleanup }', { key: ADMIN_KEY });
+      expect(response.errors).toBeUndefined();
+      expect(response.data?.runCleanup.sort()).toEqual(['imageClassification-old-1111', 'textClassification-old-2222']);
     } finally {
       await server.stop();
     }
