@@ -4,6 +4,7 @@ export {
   type DeployedModelRef,
   InferenceEngine,
   type InferenceOptions,
+  type InferenceSettings,
   type InferenceStats,
   intraOpThreadsFor,
   sessionOptions,

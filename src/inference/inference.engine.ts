@@ -73,6 +73,9 @@ export interface InferenceOptions {
   onRun?: (run: { taskType: TaskTypeValue; batchSize: number; seconds: number }) => void;
 }
 
+/** What the engine is given: `cacheDir`, and any option to set apart from its default. */
+export type InferenceSettings = Partial<InferenceOptions> & Pick<InferenceOptions, 'cacheDir'>;
+
 /** The intra-op threads of a model's session: `setting` itself, or what `'auto'` picks for the task. */
 export function intraOpThreadsFor(taskType: TaskTypeValue, setting: number | 'auto'): number {
   if (setting !== 'auto') return setting;
@@ -282,7 +285,7 @@ export class InferenceEngine {
 
   constructor(
     private readonly store: ObjectStore,
-    options: Partial<InferenceOptions> & Pick<InferenceOptions, 'cacheDir'>,
+    options: InferenceSettings,
     private readonly logger: Logger,
   ) {
     this.options = { ...DEFAULT_INFERENCE_OPTIONS, ...options };

@@ -7,7 +7,7 @@ import { CleanupService } from '../cleanup/cleanup.service';
 import type { Config } from '../config';
 import { DocumentStore } from '../documents';
 import { createPlatformPubSub, type PlatformPubSub } from '../events/pubsub';
-import { DEFAULT_INFERENCE_OPTIONS, InferenceEngine, type InferenceOptions } from '../inference';
+import { InferenceEngine, type InferenceSettings } from '../inference';
 import { PredictionService } from '../inference/prediction.service';
 import { DownloadService } from '../models/download.service';
 import { ModelService } from '../models/model.service';
@@ -33,7 +33,7 @@ export interface Platform {
 }
 
 /** The inference engine's options as the configuration sets them (the benchmark uses them too). */
-export function inferenceOptions(config: Config): InferenceOptions {
+export function inferenceOptions(config: Config): InferenceSettings {
   return {
     cacheDir: path.join(config.training.workDir, 'inference'),
     maxLoadedModels: config.inference.maxLoadedModels,
@@ -43,7 +43,6 @@ export function inferenceOptions(config: Config): InferenceOptions {
     batchWaitMillis: config.inference.batchWaitMillis,
     imageSize: config.training.imageSize,
     maxImagePixels: config.datasets.maxImagePixels,
-    maxTextLength: DEFAULT_INFERENCE_OPTIONS.maxTextLength,
   };
 }
 
