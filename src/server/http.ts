@@ -117,7 +117,7 @@ function answerAfterBody(req: IncomingMessage, res: ServerResponse, maxUnreadByt
   let held = false;
   res.end = function endAfterBody(this: ServerResponse, ...args: unknown[]) {
     if (req.readableEnded || req.destroyed) return Reflect.apply(end, this, args) as ServerResponse;
-    // A second end while the first waits (an error handler after a refusal) changes nothing.
+    // Only the first answer goes out.
     if (held) return this;
     held = true;
     discardRest(req, maxUnreadBytes).then((whole) => {
