@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=_non_negative_int, metavar="N",
                      help="overrides config.json's seed (default: the config's seed, else 0)")
     run.add_argument("--batch-progress-seconds", type=_non_negative_float, metavar="S", default=1.0,
-                     help="least time between batch events; 0 reports every batch "
+                     help="least time between batch events (an epoch's last batch is always "
+                     "reported); 0 reports every batch "
                      "(default: %(default)s)")
     return parser
 

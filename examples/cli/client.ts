@@ -30,7 +30,11 @@ export function describeError({ message, extensions }: GraphQLErrorShape): strin
  * and graphql-ws on the same URL for subscriptions.
  */
 export class FlashClient {
-  constructor(readonly url: string) {}
+  /** `adminKey` goes with every HTTP request as `Authorization: Bearer <key>`. */
+  constructor(
+    readonly url: string,
+    private readonly adminKey?: string,
+  ) {}
 
   async request<Result, Variables extends Record<string, unknown>>(
     document: TypedDocumentNode<Result, Variables>,
@@ -47,7 +51,11 @@ export class FlashClient {
     const response = await this.fetch(this.url, {
       ...init,
       method: 'POST',
-      headers: { accept: 'application/graphql-response+json, application/json', ...init.headers },
+      headers: {
+        accept: 'application/graphql-response+json, application/json',
+        ...(this.adminKey ? { authorization: `Bearer ${this.adminKey}` } : {}),
+        ...init.headers,
+      },
     });
     const text = await response.text();
     let body: { data?: Result | null; errors?: GraphQLErrorShape[] };

@@ -1,9 +1,13 @@
+import path from 'node:path';
+
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 
 import { describeError, FlashClient, GraphQLRequestError } from './client';
 import { download } from './commands/download';
+import { cancel, models, remove } from './commands/manage';
 import { predict } from './commands/predict';
-import { follow, train, type TrainOptions } from './commands/train';
+import { status } from './commands/status';
+import { follow, type Invocation, train, type TrainOptions } from './commands/train';
 import type { ModelArchitecture, ModelFormat, Optimizer, PretrainDataset, TaskType } from '../gql/graphql';
 import type { Streams } from './output';
 
@@ -23,25 +27,53 @@ Examples:
   $ flash train pets/ --name pets --model RESNET18 --batch-size 16 --split "80 : 20"
   $ flash predict <token> cat.jpg dog.jpg --top-k 2
   $ flash predict <token> --text "what a wonderful film"
-  $ flash download <token> --format pytorch -o model.pt`;
+  $ flash download <token> --format pytorch -o model.pt
+  $ flash status <token>
+  $ FLASH_ADMIN_KEY=… flash models
+
+Environment:
+  FLASH_URL        the server's GraphQL endpoint, when --url is not given
+  FLASH_ADMIN_KEY  the admin key, when --admin-key is not given`;
+
+/** What `main` reads from the environment; `INIT_CWD` is where the user ran `npm run flash`. */
+export type Environment = Readonly<Record<string, string | undefined>>;
 
 /**
  * Runs the command line `argv` (without `node` and the script) and resolves to the exit code:
  * 0 on success, 1 on an error, a failed or cancelled job. Output goes to `io`, so tests can run
  * it in-process.
  */
-export async function main(argv: readonly string[], io: Streams = process): Promise<number> {
+export async function main(argv: readonly string[], io: Streams = process, env: Environment = process.env): Promise<number> {
   let exitCode = 0;
-  const clientOf = (command: Command) => new FlashClient(command.optsWithGlobals<{ url: string }>().url);
+  const defaultUrl = env.FLASH_URL || DEFAULT_URL;
+  const clientOf = (command: Command, adminKey?: string) => new FlashClient(command.optsWithGlobals<{ url: string }>().url, adminKey);
+  // `npm run` starts the script in the package's folder; paths are the user's, from where they ran it.
+  const here = (file: string) => path.resolve(env.INIT_CWD || process.cwd(), file);
+  const invocation = (command: Command): Invocation => {
+    const { url } = command.optsWithGlobals<{ url: string }>();
+    return {
+      command: env.npm_lifecycle_event === 'flash' ? 'npm run flash --' : 'flash',
+      urlFlag: url === defaultUrl ? '' : ` --url ${url}`,
+    };
+  };
 
   // Settings made here are inherited by the subcommands, which must be added after them.
   const program = new Command('flash')
     .description('Train, deploy and use models on a Flash API server.')
-    .addOption(new Option('--url <url>', 'GraphQL endpoint of the server').default(DEFAULT_URL).argParser(url))
+    .addOption(
+      new Option('--url <url>', 'GraphQL endpoint of the server')
+        .default(defaultUrl, env.FLASH_URL ? '$FLASH_URL' : DEFAULT_URL)
+        .argParser(url),
+    )
     .exitOverride()
     .configureOutput({ writeOut: (text) => io.stdout.write(text), writeErr: (text) => io.stderr.write(text) })
     .showHelpAfterError('(add --help for usage)')
     .addHelpText('after', EXAMPLES);
+  // A default is not parsed: FLASH_URL is checked here, and only when --url does not replace it.
+  program.hook('preAction', (_program, action) => {
+    const { url: chosen } = action.optsWithGlobals<{ url: string }>();
+    if (chosen === env.FLASH_URL && !URL.canParse(chosen)) action.error(`error: FLASH_URL is not a URL: ${chosen}`);
+  });
 
   program
     .command('train')
@@ -58,7 +90,7 @@ export async function main(argv: readonly string[], io: Streams = process): Prom
     .addOption(new Option('--pretrain <weights>', 'image models: start from scratch or ImageNet (default: SCRATCH)').choices(PRETRAIN))
     .action(async (dataset: string, options: TrainCommandOptions, command: Command) => {
       const task = options.task === undefined ? undefined : TASKS[options.task];
-      exitCode = await train(clientOf(command), dataset, { ...options, task }, io);
+      exitCode = await train(clientOf(command), here(dataset), { ...options, task }, io, invocation(command));
     });
 
   program
@@ -66,7 +98,7 @@ export async function main(argv: readonly string[], io: Streams = process): Prom
     .description('follow the progress of a submitted training job')
     .argument('<token>', 'the job’s token')
     .action(async (token: string, _options: unknown, command: Command) => {
-      exitCode = await follow(clientOf(command), token, io);
+      exitCode = await follow(clientOf(command), token, io, invocation(command));
     });
 
   program
@@ -78,7 +110,7 @@ export async function main(argv: readonly string[], io: Streams = process): Prom
     .option('--top-k <k>', 'how many classes to list per input (server default: 5)', positiveInteger)
     .action(async (token: string, images: string[], options: { text: string[]; topK?: number }, command: Command) => {
       if ((images.length > 0) === (options.text.length > 0)) command.error('error: give either image files or --text');
-      exitCode = await predict(clientOf(command), token, images, { texts: options.text, topK: options.topK }, io);
+      exitCode = await predict(clientOf(command), token, images.map(here), { texts: options.text, topK: options.topK }, io);
     });
 
   program
@@ -88,7 +120,42 @@ export async function main(argv: readonly string[], io: Streams = process): Prom
     .addOption(new Option('--format <format>', 'file format').choices(Object.keys(FORMATS)).default('onnx'))
     .option('-o, --output <path>', 'file or folder to save to (default: the server’s file name, here)')
     .action(async (token: string, options: { format: keyof typeof FORMATS; output?: string }, command: Command) => {
-      exitCode = await download(clientOf(command), token, { format: FORMATS[options.format], output: options.output }, io);
+      const output = here(options.output ?? '.');
+      exitCode = await download(clientOf(command), token, { format: FORMATS[options.format], output }, io);
+    });
+
+  program
+    .command('status')
+    .description('the training server’s status, or a job’s state')
+    .argument('[token]', 'a job’s token')
+    .action(async (token: string | undefined, _options: unknown, command: Command) => {
+      exitCode = await status(clientOf(command), token, io);
+    });
+
+  program
+    .command('cancel')
+    .description('remove a queued job, or stop a running one')
+    .argument('<token>', 'the job’s token')
+    .action(async (token: string, _options: unknown, command: Command) => {
+      exitCode = await cancel(clientOf(command), token, io);
+    });
+
+  program
+    .command('delete')
+    .description('delete a model and its files')
+    .argument('<token>', 'the model’s token')
+    .action(async (token: string, _options: unknown, command: Command) => {
+      exitCode = await remove(clientOf(command), token, io);
+    });
+
+  program
+    .command('models')
+    .description('admin: list every deployed model, newest first')
+    .option('--admin-key <key>', 'the server’s admin key (default: FLASH_ADMIN_KEY)')
+    .action(async (options: { adminKey?: string }, command: Command) => {
+      const adminKey = options.adminKey ?? env.FLASH_ADMIN_KEY;
+      if (!adminKey) command.error('error: models needs the admin key: pass --admin-key or set FLASH_ADMIN_KEY');
+      exitCode = await models(clientOf(command, adminKey), io);
     });
 
   try {

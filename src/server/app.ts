@@ -30,7 +30,7 @@ import { type AdminKeySource, AdminKeyVerifier, deriveKey, resolveAdminKey } fro
 import { bearerFrom } from './auth';
 import { downloadsRouter } from './downloads.route';
 import { formatError, logOperationErrors } from './format-error';
-import { closeConnectionAfterUploads, graphqlUploads, originOf, requestErrorHandler, requestLogging } from './http';
+import { graphqlUploads, originOf, requestErrorHandler, requestLogging } from './http';
 import { drainWebSockets, observabilityPlugin } from './plugins';
 import { buildSchema } from './schema';
 import { createPlatform } from './services';
@@ -195,7 +195,6 @@ export function buildApp(options: AppOptions = {}): App {
     app.use(
       '/graphql',
       cors<cors.CorsRequest>(),
-      closeConnectionAfterUploads,
       graphqlUploads({
         maxFileSize: config.datasets.maxUploadBytes,
         maxFiles: config.datasets.maxClasses * config.datasets.maxImagesPerClass + 1,

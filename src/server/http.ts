@@ -39,16 +39,6 @@ export function requestLogging(logger: Logger) {
 }
 
 /**
- * A multipart request may be answered before all of its files were read (a refused upload);
- * the unread rest of the body would then be taken for the next request on the connection.
- * So uploads close their connection after the response.
- */
-export const closeConnectionAfterUploads: express.RequestHandler = (req, res, next) => {
-  if (req.is('multipart/form-data')) res.setHeader('connection', 'close');
-  next();
-};
-
-/**
  * Errors before GraphQL runs (a body over the size limit, malformed JSON or multipart) answer
  * like GraphQL errors, with a code and without internals.
  */
@@ -80,14 +70,15 @@ export function originOf(request: IncomingMessage): string {
  * graphql-upload-minimal's Express middleware, except that a malformed multipart body answers
  * 400: the library answers 500 to a body in which it finds neither operations nor map (taking it
  * for a body another middleware already read, which cannot happen here) and passes busboy's
- * parse errors on without a status.
+ * parse errors on without a status. Its answer waits for the rest of the body (`answerAfterBody`).
  */
-export function graphqlUploads(options: UploadOptions): express.RequestHandler {
+export function graphqlUploads(options: UploadOptions & { maxFileSize: number }): express.RequestHandler {
   return (req, res, next) => {
     if (!req.is('multipart/form-data')) {
       next();
       return;
     }
+    answerAfterBody(req, res, options.maxFileSize);
     processRequest(req, res, options).then(
       (body) => {
         req.body = body;
@@ -101,4 +92,61 @@ export function graphqlUploads(options: UploadOptions): express.RequestHandler {
       },
     );
   };
+}
+
+/**
+ * Holds the answer to a multipart request until the request's body has been read, discarding
+ * what nobody read, at most `maxUnreadBytes` of it.
+ *
+ * Why: a refusal (dev mode, a full queue, a bad input field, an unknown model, a map with too
+ * many files) is ready before the files were read, while the client is still sending them. A
+ * server that answers and closes then has unread data on the socket, and closing such a socket
+ * sends a TCP reset, which makes Node's fetch, browsers and Apollo Client report a network error
+ * ("fetch failed", EPIPE) instead of the answer; only curl shows it. Answering early and reading
+ * on is no cure either: a response that asks to close the connection (the client's
+ * `Connection: close`, HTTP/1.0) closes it as soon as it is written. So the answer goes out once
+ * the body has ended, and the connection stays usable: Node's HTTP parser frames the body, so
+ * nothing of it is ever taken for the next request.
+ *
+ * The files nobody read hold busboy back (their streams stay full), so the body is unpiped from
+ * the multipart parser and read here. A body that goes on past `maxUnreadBytes` after the answer
+ * is ready gets the answer with `Connection: close`; the connection may then break under it.
+ */
+function answerAfterBody(req: IncomingMessage, res: ServerResponse, maxUnreadBytes: number): void {
+  const end = res.end;
+  let held = false;
+  res.end = function endAfterBody(this: ServerResponse, ...args: unknown[]) {
+    if (req.readableEnded || req.destroyed) return Reflect.apply(end, this, args) as ServerResponse;
+    // Only the first answer goes out.
+    if (held) return this;
+    held = true;
+    discardRest(req, maxUnreadBytes).then((whole) => {
+      if (!whole && !res.headersSent) res.setHeader('connection', 'close');
+      Reflect.apply(end, res, args);
+    });
+    return this;
+  } as typeof res.end;
+}
+
+/** Reads and drops the rest of `req`; resolves true once it ended, false past `maxBytes` or when it broke off. */
+function discardRest(req: IncomingMessage, maxBytes: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    let bytes = 0;
+    const settle = (whole: boolean) => {
+      req.off('data', count).off('end', ended).off('close', closed);
+      resolve(whole);
+    };
+    const count = (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (bytes > maxBytes) {
+        req.pause();
+        settle(false);
+      }
+    };
+    const ended = () => settle(true);
+    const closed = () => settle(false);
+    req.unpipe();
+    req.on('data', count).once('end', ended).once('close', closed);
+    req.resume();
+  });
 }

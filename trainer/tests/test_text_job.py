@@ -23,6 +23,13 @@ def test_text_job_succeeds_and_reports_every_written_artifact(text_job: tuple[Pa
     assert all((job_dir / name).is_file() for name in ARTIFACTS)
 
 
+def test_the_last_batch_of_every_epoch_is_reported_whatever_the_throttle(text_job: tuple[Path, Run]) -> None:
+    # The job runs with the default throttle of one second, longer than its epochs take.
+    _, run = text_job
+    last = [(event["epoch"], event["batch"]) for event in run.of("batch") if event["batch"] == event["batches"]]
+    assert [epoch for epoch, _ in last] == [1, 2, 3]
+
+
 def test_validation_accuracy_on_separable_sentences_is_well_above_chance(text_job: tuple[Path, Run]) -> None:
     _, run = text_job
     assert run.of("done")[0]["best_val_accuracy"] >= 0.8

@@ -31,8 +31,22 @@ const DEFAULT_ARCHITECTURE: Record<TaskType, ModelArchitecture> = {
   TEXT_CLASSIFICATION: 'GRU',
 };
 
+/** How the user runs this client, so that the commands it suggests can be pasted as they are. */
+export interface Invocation {
+  /** `flash`, or `npm run flash --` under npm. */
+  command: string;
+  /** ` --url …` when the server is not the one a bare command reaches. */
+  urlFlag: string;
+}
+
 /** Uploads the dataset, queues the job and follows it to its end. */
-export async function train(client: FlashClient, location: string, options: TrainOptions, io: Streams): Promise<number> {
+export async function train(
+  client: FlashClient,
+  location: string,
+  options: TrainOptions,
+  io: Streams,
+  invocation: Invocation,
+): Promise<number> {
   const dataset = await readDataset(location);
   const taskType = options.task ?? dataset.taskType;
   const isImage = taskType === 'IMAGE_CLASSIFICATION';
@@ -51,11 +65,11 @@ export async function train(client: FlashClient, location: string, options: Trai
   io.stderr.write(`Uploading ${dataset.description}: ${input.model}, ${input.epochs} epochs…\n`);
   const { submitTraining: job } = await client.request(SubmitTrainingDocument, { input });
   io.stdout.write(`Token: ${job.token}\n`);
-  return follow(client, job.token, io);
+  return follow(client, job.token, io, invocation);
 }
 
 /** Shows a job's progress until it ends; 0 once deployed, 1 when it failed or was cancelled. */
-export async function follow(client: FlashClient, token: string, io: Streams): Promise<number> {
+export async function follow(client: FlashClient, token: string, io: Streams, invocation: Invocation): Promise<number> {
   const view = progressView(io.stderr);
   let last: TrainingEvent | undefined;
   try {
@@ -70,6 +84,7 @@ export async function follow(client: FlashClient, token: string, io: Streams): P
   switch (last.state) {
     case 'DEPLOYED':
       io.stdout.write(`Accuracy: ${formatPercent(last.model?.accuracy ?? null, 2)}\n`);
+      io.stderr.write(nextSteps(token, last.model?.taskType ?? null, invocation));
       return 0;
     case 'FAILED':
     case 'CANCELLED':
@@ -83,6 +98,16 @@ export async function follow(client: FlashClient, token: string, io: Streams): P
     default:
       return unreachable(last.state);
   }
+}
+
+/** What to do with a deployed model: the commands that predict with it and download it. */
+function nextSteps(token: string, taskType: TaskType | null, { command, urlFlag }: Invocation): string {
+  const example = taskType === 'TEXT_CLASSIFICATION' ? '--text "what a wonderful film"' : 'photo.jpg';
+  return (
+    `\nNext steps (the token is the model's only credential: keep it):\n` +
+    `  ${command} predict ${token} ${example}${urlFlag}\n` +
+    `  ${command} download ${token} --format onnx${urlFlag}     (or --format pytorch)\n`
+  );
 }
 
 /** Task names take letters, digits, spaces and hyphens. */
