@@ -103,6 +103,11 @@ class SlowQueueStore extends S3Store {
   }
 }
 
+const readyz = async (server: TestServer) => {
+  const response = await fetch(`${server.origin}/readyz`);
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+};
+
 const SUITE = 'API replicas and a training server on one S3 store and one Redis';
 
 (redisTestsRun(SUITE) ? describe : describe.skip)(SUITE, () => {
@@ -212,6 +217,32 @@ const SUITE = 'API replicas and a training server on one S3 store and one Redis'
       expect(model.errors?.map((error) => error.extensions?.code)).toEqual(['MODEL_NOT_FOUND']);
     } finally {
       await trainer.stop();
+    }
+  });
+
+  it('reports Redis in readiness, not ready while Redis is down, and hears events again once it is back', async () => {
+    expect(await readyz(b)).toEqual({ status: 200, body: { status: 'ready', store: 's3', redis: 'up' } });
+    const onB = subscribe<StatusEvent>(b, 'subscription { statusChanged { devMode cleanupActive } }', {});
+    try {
+      await untilListening(b, onB);
+      await redis.halt();
+      await until(async () => (await readyz(b)).status === 503, 'readiness to notice Redis is down');
+      expect(await readyz(b)).toEqual({ status: 503, body: { status: 'unavailable', store: 's3', redis: 'down' } });
+      // What needs only the store keeps answering.
+      const status = await b.graphql<{ status: { devMode: boolean } }>('{ status { devMode } }');
+      expect(status.data).toEqual({ status: { devMode: false } });
+
+      await redis.resume();
+      await until(async () => (await readyz(b)).status === 200, 'readiness to see Redis back');
+      expect((await readyz(a)).body).toEqual({ status: 'ready', store: 's3', redis: 'up' });
+      // The subscription on B is in force again: a change made through A reaches it.
+      const before = onB.events.length;
+      await until(async () => {
+        await a.graphql(SET_DEV_MODE, { variables: { on: false }, key: ADMIN_KEY });
+        return onB.events.length > before;
+      }, 'an event through Redis after its restart');
+    } finally {
+      await onB.close();
     }
   });
 });
