@@ -1,4 +1,5 @@
 import type { S3Config } from '../src/config';
+import { eventSerializer } from '../src/events/pubsub';
 import { S3Store } from '../src/store';
 import { type RedisTestServer, redisTestsRun, startRedisServer } from './helpers/redis';
 import { type S3TestServer, startS3Server } from './helpers/s3';
@@ -244,5 +245,21 @@ const SUITE = 'API replicas and a training server on one S3 store and one Redis'
     } finally {
       await onB.close();
     }
+  });
+});
+
+describe('events leaving the process', () => {
+  it('keep their Dates through the JSON that Redis carries, as subscribers in the same process get them', () => {
+    const event = {
+      state: 'DEPLOYED',
+      model: { createdAt: new Date('2026-12-01T10:00:00.123Z'), expiresAt: null },
+      history: [{ epoch: 1 }],
+    };
+    const received = eventSerializer.parse(eventSerializer.stringify(event)) as typeof event;
+    expect(received).toEqual(event);
+    expect(received.model.createdAt).toBeInstanceOf(Date);
+    const invalid = eventSerializer.parse(eventSerializer.stringify({ at: new Date(Number.NaN) })) as { at: Date };
+    expect(invalid.at).toBeInstanceOf(Date);
+    expect(invalid.at.getTime()).toBeNaN();
   });
 });
