@@ -17,6 +17,9 @@ const booleanString = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((value) => value === 'true' || value === '1' || value === 'yes');
 
+/** A Redis URL: `redis://[user:password@]host[:port][/db]`, or `rediss://` for TLS. */
+const redisUrl = z.url({ protocol: /^rediss?$/, hostname: /^.+$/, error: 'expected a redis:// or rediss:// URL' });
+
 const checksumMode = z
   .enum(['when_supported', 'when_required', 'WHEN_SUPPORTED', 'WHEN_REQUIRED'])
   .transform((value) => value.toUpperCase() as 'WHEN_SUPPORTED' | 'WHEN_REQUIRED');
@@ -39,6 +42,8 @@ const envSchema = z
     FLASH_S3_CHECKSUMS: checksumMode.default('WHEN_SUPPORTED'),
     FLASH_S3_PUBLIC_ENDPOINT: httpUrl.optional(),
     FLASH_WORK_DIR: z.string().min(1).optional(),
+    FLASH_REDIS_URL: redisUrl.optional(),
+    FLASH_ROLE: z.enum(['api', 'worker', 'all']).default('all'),
     FLASH_WORKER_ID: z.string().regex(/^[\w.@:-]{1,100}$/, 'letters, digits and . _ @ : - only').optional(),
     FLASH_TRAINER_PYTHON: z.string().min(1).default('/usr/bin/python3'),
     FLASH_TRAINER_DEVICE: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
@@ -94,6 +99,20 @@ const envSchema = z
         code: 'custom',
         path: ['FLASH_MIN_IMAGES_PER_CLASS'],
         message: 'must not exceed FLASH_MAX_IMAGES_PER_CLASS',
+      });
+    }
+    if (env.FLASH_ROLE === 'worker') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['FLASH_ROLE'],
+        message: 'worker is not available yet (it comes with the BullMQ queue); use all for a server that trains',
+      });
+    }
+    if (env.FLASH_ROLE === 'api' && !env.FLASH_REDIS_URL) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['FLASH_ROLE'],
+        message: 'api needs FLASH_REDIS_URL: an API replica hears about jobs other servers run only through Redis',
       });
     }
     if (Boolean(env.AWS_ACCESS_KEY_ID) !== Boolean(env.AWS_SECRET_ACCESS_KEY)) {
@@ -200,6 +219,18 @@ export interface QueryLimits {
   tokens: number;
 }
 
+/**
+ * What a process does. `all` (the default) serves the API and runs the training supervisor;
+ * `api` serves the API and never runs the trainer (needs Redis); `worker` is reserved for the
+ * training workers of the distributed mode and refused until they exist.
+ */
+export type Role = 'api' | 'worker' | 'all';
+
+export interface RedisConfig {
+  /** `redis://` or `rediss://` URL; it may hold a password, so it is never logged. */
+  url: string;
+}
+
 export interface Config {
   env: 'development' | 'production' | 'test';
   host: string;
@@ -218,6 +249,10 @@ export interface Config {
   models: ModelsConfig;
   inference: InferenceConfig;
   queryLimits: QueryLimits;
+  /** Default `all`. */
+  role: Role;
+  /** The distributed mode's Redis: events go through it. `undefined`: everything in this process. */
+  redis: RedisConfig | undefined;
 }
 
 export class ConfigError extends Error {
@@ -282,6 +317,8 @@ export function loadConfig(
     logLevel: e.LOG_LEVEL,
     adminKey: e.FLASH_ADMIN_KEY,
     introspection: e.FLASH_INTROSPECTION ?? nodeEnv !== 'production',
+    role: e.FLASH_ROLE,
+    redis: e.FLASH_REDIS_URL ? { url: e.FLASH_REDIS_URL } : undefined,
     ...overrides,
     training: {
       python: e.FLASH_TRAINER_PYTHON,

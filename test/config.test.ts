@@ -79,6 +79,37 @@ describe('configuration', () => {
     expect(() => loadConfig({ FLASH_S3_PUBLIC_ENDPOINT: 'ftp://files.example.com' })).toThrow(/FLASH_S3_PUBLIC_ENDPOINT/);
   });
 
+  it('runs embedded without Redis, in the role that does everything, unless told otherwise', () => {
+    expect(loadConfig({})).toMatchObject({ role: 'all', redis: undefined });
+    expect(loadConfig({ FLASH_REDIS_URL: 'redis://:secret@10.0.0.5:6380/2', FLASH_ROLE: 'api' })).toMatchObject({
+      role: 'api',
+      redis: { url: 'redis://:secret@10.0.0.5:6380/2' },
+    });
+    expect(loadConfig({ FLASH_REDIS_URL: 'rediss://redis.example.com' }).redis).toEqual({ url: 'rediss://redis.example.com' });
+  });
+
+  it('refuses a Redis URL of another scheme without echoing it, and roles it cannot honour', () => {
+    const problems = (env: Record<string, string>) => {
+      try {
+        loadConfig(env);
+      } catch (error) {
+        return (error as ConfigError).problems;
+      }
+      throw new Error('expected a ConfigError');
+    };
+    const [url] = problems({ FLASH_REDIS_URL: 'http://user:hunter2@redis:6379' });
+    expect(url).toMatch(/^FLASH_REDIS_URL: expected a redis:\/\/ or rediss:\/\/ URL/);
+    expect(url).not.toContain('hunter2');
+    expect(problems({ FLASH_REDIS_URL: 'redis:6379' })).toEqual([expect.stringMatching(/^FLASH_REDIS_URL:/)]);
+    expect(problems({ FLASH_ROLE: 'trainer' })).toEqual([expect.stringMatching(/^FLASH_ROLE:/)]);
+    // An API replica alone would never hear about the jobs another server runs.
+    expect(problems({ FLASH_ROLE: 'api' })).toEqual([expect.stringMatching(/^FLASH_ROLE: api needs FLASH_REDIS_URL/)]);
+    // Reserved for the training workers, which do not exist yet: refused rather than run as `all`.
+    expect(problems({ FLASH_ROLE: 'worker', FLASH_REDIS_URL: 'redis://127.0.0.1' })).toEqual([
+      expect.stringMatching(/^FLASH_ROLE: worker is not available yet/),
+    ]);
+  });
+
   it('turns introspection off in production unless asked for', () => {
     expect(loadConfig({ NODE_ENV: 'production' }).introspection).toBe(false);
     expect(loadConfig({ NODE_ENV: 'production', FLASH_INTROSPECTION: 'true' }).introspection).toBe(true);

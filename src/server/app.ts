@@ -24,6 +24,7 @@ import type { Context } from '../../resolvers/context';
 import { type Config, type ConfigOverrides, loadConfig } from '../config';
 import { DocumentLoader } from '../documents';
 import { ErrorCode } from '../errors';
+import type { RedisConnections } from '../redis/connections';
 import { createStore, type ObjectStore } from '../store';
 import { UnreachableCaseError } from '../unreachable';
 import { type AdminKeySource, AdminKeyVerifier, deriveKey, resolveAdminKey } from './admin-key';
@@ -188,7 +189,7 @@ export function buildApp(options: AppOptions = {}): App {
     await apollo.start();
 
     app.use(requestLogging(logger));
-    mountProbes(app, store, platform.metrics.registry, logger);
+    mountProbes(app, store, platform.redis, platform.metrics.registry, logger);
     // Room for one base64 image in the JSON body (4 characters per 3 bytes) besides the query.
     const bodyLimit = Math.ceil((config.inference.maxImageBytes * 4) / 3) + 1024 * 1024;
     app.use(downloadsRouter(services.downloads, logger));
@@ -218,7 +219,7 @@ export function buildApp(options: AppOptions = {}): App {
     const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}/graphql`;
     state = { state: 'listening', url, port };
-    logger.info({ url, store: store.kind, env: config.env }, 'Flash API listening');
+    logger.info({ url, store: store.kind, env: config.env, role: config.role, redis: Boolean(config.redis) }, 'Flash API listening');
     return { url, port, adminKey };
   }
 
@@ -248,19 +249,33 @@ export function buildApp(options: AppOptions = {}): App {
   return { config, logger, store, start, stop };
 }
 
-/** `/healthz` (the process is up), `/readyz` (the store answers) and `/metrics` (Prometheus). */
-function mountProbes(app: express.Express, store: ObjectStore, registry: Registry, logger: Logger): void {
+/**
+ * `/healthz` (the process is up), `/readyz` (the store answers, and Redis when configured:
+ * `redis: 'up' | 'down'`) and `/metrics` (Prometheus).
+ */
+function mountProbes(
+  app: express.Express,
+  store: ObjectStore,
+  redis: RedisConnections | undefined,
+  registry: Registry,
+  logger: Logger,
+): void {
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
   app.get('/readyz', async (_req, res) => {
-    try {
-      await withTimeout(store.ping(), READINESS_TIMEOUT_MILLIS);
-      res.json({ status: 'ready', store: store.kind });
-    } catch (error) {
-      logger.warn({ err: error }, 'Readiness check failed: store unreachable');
-      res.status(503).json({ status: 'unavailable', store: store.kind });
-    }
+    const [storeCheck, redisCheck] = await Promise.allSettled([
+      withTimeout(store.ping(), READINESS_TIMEOUT_MILLIS),
+      redis ? withTimeout(redis.check(), READINESS_TIMEOUT_MILLIS) : Promise.resolve(),
+    ]);
+    if (storeCheck.status === 'rejected') logger.warn({ err: storeCheck.reason }, 'Readiness check failed: store unreachable');
+    if (redisCheck.status === 'rejected') logger.warn({ err: redisCheck.reason }, 'Readiness check failed: Redis unreachable');
+    const ready = storeCheck.status === 'fulfilled' && redisCheck.status === 'fulfilled';
+    res.status(ready ? 200 : 503).json({
+      status: ready ? 'ready' : 'unavailable',
+      store: store.kind,
+      ...(redis ? { redis: redisCheck.status === 'fulfilled' ? 'up' : 'down' } : {}),
+    });
   });
   app.get('/metrics', async (_req, res) => {
     res.setHeader('content-type', registry.contentType);

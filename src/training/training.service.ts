@@ -50,7 +50,8 @@ export interface TrainingServiceDependencies {
   store: ObjectStore;
   jobs: JobRepository;
   models: ModelService;
-  supervisor: TrainingSupervisor;
+  /** The supervisor of this server; an API replica has none that runs jobs (see `createPlatform`). */
+  supervisor: Pick<TrainingSupervisor, 'wake' | 'cancel'>;
   pubsub: PlatformPubSub;
   config: TrainingConfig;
   limits: DatasetLimits;
@@ -145,16 +146,26 @@ export class TrainingService {
   async watch(token: string): Promise<AsyncIterableIterator<TrainingProgress>> {
     await this.record(token);
     return new Repeater<TrainingProgress>(async (push, stop) => {
-      // Listen before reading the job, so that no event falls between the two.
+      // Listen before reading the job, so that no event falls between the two. A subscription
+      // listens from its first `next()`, so that is asked for now; through Redis, it listens
+      // once Redis has confirmed it.
       const live = this.deps.pubsub.subscribe('TRAINING_PROGRESS', token)[Symbol.asyncIterator]();
+      const ask = () => {
+        const next = live.next();
+        next.catch(() => undefined); // raced below; not an unhandled rejection meanwhile
+        return next;
+      };
+      let pending = ask();
       stop.then(() => live.return?.());
       try {
+        await this.deps.pubsub.listening();
         const snapshot = await this.snapshot(token);
         await push(snapshot);
         if (FINAL_JOB_STATES.has(snapshot.state)) return stop();
         for (;;) {
-          const next = await Promise.race([live.next(), stop.then(() => ({ done: true as const, value: undefined }))]);
+          const next = await Promise.race([pending, stop.then(() => ({ done: true as const, value: undefined }))]);
           if (next.done) return stop();
+          pending = ask();
           // Events the snapshot already covered can arrive once more; skip those.
           if (next.value.history.length < snapshot.history.length) continue;
           await push(next.value);
