@@ -1,18 +1,35 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 
-import { DocumentStore, INFERENCE } from '../src/documents';
+import pino from 'pino';
+
+import { DocumentStore, formatCreated, INFERENCE } from '../src/documents';
+import { tokenId } from '../src/observability/token-id';
 import { FsStore } from '../src/store';
 import { writeDeployedJobRecord } from './helpers/records';
-import { ADMIN_KEY } from './helpers/server';
+import { ADMIN_KEY, makeDataDir, startTestServer } from './helpers/server';
 import { deployModel, type TrainedModel, trainTextModel } from './helpers/trained-models';
+import { multipart, sentimentCsv, SUBMIT, textInput, waitForState } from './helpers/training';
 
 jest.setTimeout(120_000);
 
 const ROOT = path.join(__dirname, '..');
 const TEXT = 'textClassification-reviews-leakstest0000001';
+
+/** A pino logger at its most talkative whose lines the test reads back. */
+function memoryLogger() {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      callback();
+    },
+  });
+  return { logger: pino({ level: 'trace' }, stream), lines };
+}
 
 /** Every file and folder under `folder`, relative to it. */
 function listTree(folder: string): string[] {
@@ -107,5 +124,110 @@ describe('onnxruntime telemetry', () => {
     }
     const written = Object.fromEntries(Object.values(folders).map((folder) => [folder, listTree(path.join(scratch, folder))]));
     expect(written).toEqual({ home: [], cache: [], tmp: [] });
+  });
+});
+
+describe('model tokens in the logs', () => {
+  it('never appear, from submission through training, prediction and download to deletion: the short id does', async () => {
+    const { logger, lines } = memoryLogger();
+    const server = await startTestServer({
+      logger,
+      config: { training: { batchProgressSeconds: 0 }, datasets: { minImagesPerClass: 4 } },
+    });
+    let token: string;
+    try {
+      const submitted = await multipart<{ submitTraining: { token: string } }>(
+        server,
+        SUBMIT,
+        { input: textInput({ epochs: 1 }) },
+        [{ path: 'variables.input.dataset', filename: 'reviews.csv', content: sentimentCsv() }],
+      );
+      token = submitted.data?.submitTraining.token as string;
+      expect(token).toBeDefined();
+      expect((await waitForState(server, token, ['DEPLOYED', 'FAILED'])).state).toBe('DEPLOYED');
+
+      const predicted = await server.graphql(`mutation($t: ID!) { classifyText(token: $t, text: "what a great film") { label } }`, {
+        variables: { t: token },
+      });
+      expect(predicted.errors).toBeUndefined();
+      const link = await server.graphql<{ downloadModel: { url: string; vocabularyUrl: string } }>(
+        `mutation($t: ID!) { downloadModel(token: $t, format: ONNX) { url vocabularyUrl } }`,
+        { variables: { t: token } },
+      );
+      for (const url of [link.data?.downloadModel.url, link.data?.downloadModel.vocabularyUrl]) {
+        const download = await fetch(url as string);
+        expect(download.status).toBe(200);
+        await download.arrayBuffer();
+      }
+      const deleted = await server.graphql(`mutation($t: ID!) { deleteModel(token: $t) }`, { variables: { t: token } });
+      expect(deleted.errors).toBeUndefined();
+    } finally {
+      await server.stop();
+    }
+
+    // The random part is the secret; the task name before it is not.
+    const secret = token.split('-').at(-1) as string;
+    expect(lines.filter((line) => line.includes(secret))).toEqual([]);
+    const id = tokenId(token);
+    const withId = lines.filter((line) => line.includes(id)).map((line) => JSON.parse(line) as { msg: string; req?: { url: string } });
+    const messages = new Set(withId.map((line) => line.msg));
+    for (const message of ['Training job queued', 'Starting a training job', 'Training job ended', 'Inference model loaded', 'Model deleted']) {
+      expect(messages).toContain(message);
+    }
+    expect(withId.map((line) => line.req?.url).filter(Boolean)).toEqual(
+      expect.arrayContaining([`/downloads/${id}/model.onnx`, `/downloads/${id}/metadata.json`]),
+    );
+  });
+});
+
+/** A store whose failures name the key they failed on, as I/O errors name their path. */
+class KeyNamingStore extends FsStore {
+  /** While set, signing fails with an error that names this key. */
+  failSigning: string | null = null;
+  override async presignGet() {
+    if (this.failSigning) throw new Error(`AccessDenied: cannot sign ${this.failSigning}`);
+    return super.presignGet();
+  }
+  override async openRead(key: string): Promise<never> {
+    throw Object.assign(new Error(`EIO: i/o error, open '/srv/flash/${key}'`), { code: 'EIO', path: `/srv/flash/${key}` });
+  }
+}
+
+describe('errors that name a token', () => {
+  it('are logged with the token replaced by its id', async () => {
+    const token = 'imageClassification-cats-k3v9q2m8x1z7w4r6t0y5';
+    const dataDir = makeDataDir();
+    mkdirSync(path.join(dataDir, 'imageclassification'));
+    for (const extension of ['pt', 'onnx']) writeFileSync(path.join(dataDir, 'imageclassification', `${token}.${extension}`), 'weights');
+    const entry = {
+      task_type: 'imageclassification',
+      model_filename: `imageclassification/${token}.pt`,
+      model_filename_onnx: `imageclassification/${token}.onnx`,
+      classes: ['a', 'b'],
+      downloadable: true,
+      accuracy: 0.9,
+      accuracy_plot: '',
+      created: formatCreated(new Date()),
+    };
+    writeFileSync(path.join(dataDir, 'inference.json'), JSON.stringify({ [token]: entry }));
+    const { logger, lines } = memoryLogger();
+    const store = new KeyNamingStore(dataDir);
+    const server = await startTestServer({ dataDir, store, logger });
+    const link = () =>
+      server.graphql<{ downloadModel: { url: string } }>(`mutation($t: ID!) { downloadModel(token: $t, format: ONNX) { url } }`, { variables: { t: token } });
+    try {
+      store.failSigning = `imageclassification/${token}.pt`;
+      expect((await link()).errors?.[0]?.extensions?.code).toBe('INTERNAL_SERVER_ERROR');
+      store.failSigning = null;
+      expect((await fetch((await link()).data?.downloadModel.url as string)).status).toBe(500);
+    } finally {
+      await server.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+    const logged = lines.map((line) => JSON.parse(line) as { msg: string; err?: { message: string } });
+    for (const message of ['Unexpected error while executing an operation', 'Download failed']) {
+      expect(logged.find((line) => line.msg === message)?.err?.message).toContain(`imageclassification/${tokenId(token)}.`);
+    }
+    expect(lines.filter((line) => line.includes('k3v9q2m8x1z7w4r6t0y5'))).toEqual([]);
   });
 });

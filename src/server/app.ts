@@ -24,6 +24,7 @@ import type { Context } from '../../resolvers/context';
 import { type Config, type ConfigOverrides, loadConfig } from '../config';
 import { DocumentLoader } from '../documents';
 import { ErrorCode } from '../errors';
+import { withTokensHidden } from '../observability/token-id';
 import { createStore, type ObjectStore } from '../store';
 import { UnreachableCaseError } from '../unreachable';
 import { type AdminKeySource, AdminKeyVerifier, deriveKey, resolveAdminKey } from './admin-key';
@@ -74,7 +75,7 @@ const READINESS_TIMEOUT_MILLIS = 2_000;
  */
 export function buildApp(options: AppOptions = {}): App {
   const config = loadConfig(options.env, options.config);
-  const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'flash' } });
+  const logger = withTokensHidden(options.logger ?? pino({ level: config.logLevel, base: { service: 'flash' } }));
   const store = options.store ?? createStore(config.store);
   const platform = createPlatform(config, store, logger);
 

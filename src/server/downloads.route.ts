@@ -4,6 +4,7 @@ import { Router } from 'express';
 import type { Logger } from 'pino';
 
 import type { DownloadService } from '../models/download.service';
+import { tokenLogger } from '../observability/token-id';
 
 /**
  * `GET /downloads/:token/:file?expires=…&signature=…`: the download links `downloadModel`
@@ -27,7 +28,7 @@ export function downloadsRouter(downloads: DownloadService, logger: Logger): Rou
       res.setHeader('cache-control', 'private, no-store');
       await pipeline(download.stream, res);
     } catch (error) {
-      logger.error({ err: error }, 'Download failed');
+      tokenLogger(logger, token).error({ err: error }, 'Download failed');
       if (!res.headersSent) res.status(500).json({ error: 'Internal server error' });
       else res.destroy();
     }

@@ -31,6 +31,7 @@ import {
 import { BadUserInputError, MaintenanceError, ModelNotFoundError, ServerBusyError } from '../errors';
 import type { PlatformPubSub } from '../events/pubsub';
 import type { ModelService } from '../models/model.service';
+import { tokenId } from '../observability/token-id';
 import type { ObjectStore } from '../store';
 import { type TrainingJob, type TrainingProgress, toTrainingJob } from './job';
 import type { JobRepository } from './job.repository';
@@ -122,7 +123,7 @@ export class TrainingService {
         await Promise.all([store.delete(entry.dataset_key), jobs.removeRecord(token)].map((p) => p.catch(() => undefined)));
         throw error;
       }
-      this.deps.logger.info({ token, job: taskName, position }, 'Training job queued');
+      this.deps.logger.info({ tokenId: tokenId(token), job: taskName, position }, 'Training job queued');
       this.deps.pubsub.publish('TRAINING_PROGRESS', token, recordEvent(record, position, null));
       this.deps.supervisor.wake();
       return toTrainingJob(record, position);
