@@ -1,15 +1,18 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 
 import pino from 'pino';
 
-import { DocumentStore, formatCreated, INFERENCE } from '../src/documents';
+import { DocumentStore, formatCreated, INFERENCE, type JobRecord, type QueueEntry, stagedDatasetKey, STATUS } from '../src/documents';
 import { tokenId } from '../src/observability/token-id';
-import { FsStore } from '../src/store';
-import { writeDeployedJobRecord } from './helpers/records';
+import { FsStore, type ObjectStore, S3Store } from '../src/store';
+import { JobRepository } from '../src/training/job.repository';
+import { writeDeployedJobRecord, writeJobRecord } from './helpers/records';
+import { startS3Server } from './helpers/s3';
 import { ADMIN_KEY, makeDataDir, startTestServer } from './helpers/server';
 import { deployModel, type TrainedModel, trainTextModel } from './helpers/trained-models';
 import { multipart, sentimentCsv, SUBMIT, textInput, waitForState } from './helpers/training';
@@ -231,3 +234,156 @@ describe('errors that name a token', () => {
     expect(lines.filter((line) => line.includes('k3v9q2m8x1z7w4r6t0y5'))).toEqual([]);
   });
 });
+
+const DATASET = Buffer.from(JSON.stringify({ positive: ['Z29vZA=='], negative: ['YmFk'] }));
+
+/** A job admitted the way `submitTraining` admits one: record, staged dataset, queue entry. */
+async function queueJob(store: ObjectStore, token: string): Promise<void> {
+  const jobs = new JobRepository(new DocumentStore(store), 10);
+  const now = new Date().toISOString();
+  await jobs.createRecord({
+    token, task_type: 'textclassification', task_name: 'waiting', model: 'gru', state: 'QUEUED', epochs: 1, history: [],
+    error: null, submitted_at: now, started_at: null, finished_at: null, worker: null, heartbeat_at: null, attempts: 0,
+    cancel_requested: false,
+  });
+  await store.put(stagedDatasetKey(token), DATASET);
+  const config = {
+    task_type: 'textclassification', num_classes: 2, model: 'gru', optimizer: 'adam', learning_rate: 0.01, batch_size: 4,
+    epochs: 1, data_split: '75 : 25', reduce_lr_on_plateau: false, step_lr: false,
+  } as QueueEntry['config'];
+  await jobs.admit({
+    token, task_type: 'textclassification', task_name: 'waiting', submitted_at: now, config,
+    dataset_key: stagedDatasetKey(token), running: null, crashes: 0,
+  });
+}
+
+/** The pid of a process that has ended. */
+function deadPid(): number {
+  const child = spawn('true');
+  const pid = child.pid as number;
+  execFileSync('sleep', ['0.2']);
+  return pid;
+}
+
+/** What `submitTraining` has staged in a store for a job it had not yet admitted. */
+function submissionRecord(token: string, submittedBy: { host: string; pid: number }, submittedAt = new Date()): Partial<JobRecord> & { token: string } {
+  return {
+    token, task_type: 'textclassification', model: 'gru', state: 'QUEUED', submitted_at: submittedAt.toISOString(), started_at: null,
+    finished_at: null, attempts: 0, submitted_by: submittedBy,
+  } as Partial<JobRecord> & { token: string };
+}
+
+describe('submissions cut off by a killed server', () => {
+  let scratch: string;
+  beforeEach(() => {
+    scratch = mkdtempSync(path.join(tmpdir(), 'flash-killed-'));
+  });
+  afterEach(() => rmSync(scratch, { recursive: true, force: true }));
+
+  it('leave nothing behind after the next start, in the work folder or the store; queued jobs keep their datasets', async () => {
+    const dataDir = path.join(scratch, 'data');
+    const uploads = path.join(dataDir, '.work', 'uploads');
+    const killed = await startServerProcess({
+      PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? scratch, NODE_ENV: 'test', HOST: '127.0.0.1', PORT: '0',
+      LOG_LEVEL: 'info', FLASH_ADMIN_KEY: ADMIN_KEY, FLASH_DATA_DIR: dataDir,
+    });
+    // A dataset upload the server has started to read when it is killed.
+    const boundary = 'flashboundary';
+    const upload = request(killed.url, {
+      method: 'POST',
+      headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, 'apollo-require-preflight': 'true' },
+    });
+    upload.on('error', () => undefined);
+    const operations = JSON.stringify({ query: SUBMIT, variables: { input: textInput() } });
+    upload.write(
+      [`--${boundary}`, 'Content-Disposition: form-data; name="operations"', '', operations,
+        `--${boundary}`, 'Content-Disposition: form-data; name="map"', '', '{"0":["variables.input.dataset"]}',
+        `--${boundary}`, 'Content-Disposition: form-data; name="0"; filename="reviews.csv"', 'Content-Type: text/csv', '',
+        sentimentCsv(200)].join('\r\n'),
+    );
+    const deadline = Date.now() + 20_000;
+    const staged = () => (existsSync(uploads) ? readdirSync(uploads, { recursive: true, encoding: 'utf8' }) : []);
+    while (!staged().some((entry) => entry.endsWith('.csv') || entry.includes('/'))) {
+      if (Date.now() > deadline) throw new Error(`Nothing staged in ${uploads}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    killed.child.kill('SIGKILL');
+    await killed.stop();
+    expect(staged()).not.toEqual([]);
+
+    // What a server killed later in a submission leaves in the store, and a job still waiting.
+    const store = new FsStore(dataDir);
+    const killedBy = { host: hostname(), pid: killed.child.pid as number };
+    const tokens = {
+      staged: 'textClassification-x-staged0000000000000001', // killed between staging the dataset and admission
+      recordOnly: 'textClassification-x-record0000000000000001', // killed while the dataset was being stored
+      datasetOnly: 'textClassification-x-dataset000000000000001', // an older version's order: dataset first
+      cancelled: 'textClassification-x-cancel0000000000000001', // killed while cancelling a queued job
+      queued: 'textClassification-x-queued0000000000000001',
+    };
+    writeJobRecord(dataDir, submissionRecord(tokens.staged, killedBy));
+    await store.put(stagedDatasetKey(tokens.staged), DATASET);
+    writeJobRecord(dataDir, submissionRecord(tokens.recordOnly, killedBy));
+    await store.put(stagedDatasetKey(tokens.datasetOnly), DATASET);
+    writeJobRecord(dataDir, { token: tokens.cancelled, state: 'CANCELLED' });
+    await store.put(stagedDatasetKey(tokens.cancelled), DATASET);
+    await queueJob(store, tokens.queued);
+    // Maintenance: the queued job waits instead of starting.
+    await new DocumentStore(store).update(STATUS, (status) => ({ ...status, dev_mode: true }));
+
+    const server = await startTestServer({ dataDir });
+    try {
+      expect(staged()).toEqual([]);
+      expect(readdirSync(path.join(dataDir, 'training', 'jobs')).sort()).toEqual([tokens.cancelled, tokens.queued].sort());
+      expect(readdirSync(path.join(dataDir, 'training', 'jobs', tokens.cancelled))).toEqual(['job.json']);
+      expect(readdirSync(path.join(dataDir, 'training', 'jobs', tokens.queued)).sort()).toEqual(['dataset.json', 'job.json']);
+      expect(readFileSync(path.join(dataDir, stagedDatasetKey(tokens.queued)))).toEqual(DATASET);
+      const job = await server.graphql<{ trainingJob: { state: string; queuePosition: number } }>(
+        'query($t: ID!) { trainingJob(token: $t) { state queuePosition } }',
+        { variables: { t: tokens.queued } },
+      );
+      expect(job.data?.trainingJob).toEqual({ state: 'QUEUED', queuePosition: 0 });
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('on a shared bucket, leave alone what another live server is staging', async () => {
+    const s3 = await startS3Server();
+    const bucket = 'killed-submissions';
+    const store = new S3Store(s3.configFor(bucket));
+    try {
+      await store.prepare();
+      const tokens = {
+        ours: 'textClassification-x-ours00000000000000001', // this host's server, killed
+        theirs: 'textClassification-x-theirs000000000000001', // another server, staging right now
+        stale: 'textClassification-x-stale0000000000000001', // another server, two hours ago
+      };
+      const records: [string, { host: string; pid: number }, Date][] = [
+        [tokens.ours, { host: hostname(), pid: deadPid() }, new Date()],
+        [tokens.theirs, { host: 'another-host', pid: process.pid }, new Date()],
+        [tokens.stale, { host: 'another-host', pid: process.pid }, new Date(Date.now() - 2 * 3_600_000)],
+      ];
+      const documents = new JobRepository(new DocumentStore(store), 10);
+      for (const [token, by, at] of records) {
+        await documents.createRecord({ ...writeableRecord(submissionRecord(token, by, at)) });
+        await store.put(stagedDatasetKey(token), DATASET);
+      }
+      const server = await startTestServer({ env: s3.envFor(bucket) });
+      await server.stop();
+      expect(await store.list('training/jobs/')).toEqual([`training/jobs/${tokens.theirs}/dataset.json`, `training/jobs/${tokens.theirs}/job.json`]);
+    } finally {
+      await store.close();
+      await s3.stop();
+    }
+  });
+});
+
+/** A whole job record from the fields of one being staged. */
+function writeableRecord(fields: Partial<JobRecord> & { token: string }): JobRecord {
+  return {
+    task_type: 'textclassification', task_name: 'staging', model: 'gru', state: 'QUEUED', epochs: 1, history: [], error: null,
+    submitted_at: new Date().toISOString(), started_at: null, finished_at: null, worker: null, heartbeat_at: null, attempts: 0,
+    cancel_requested: false, ...fields,
+  };
+}

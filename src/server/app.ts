@@ -103,7 +103,7 @@ export function buildApp(options: AppOptions = {}): App {
     const adminKey = await resolveAdminKey(config.adminKey, config.dataDir);
     const services = platform.withDownloads(deriveKey(adminKey.key, 'flash download links'));
     await platform.documents.initialize();
-    platform.start();
+    await platform.start();
     const schema = await buildSchema({ pubsub: platform.pubsub, admin: new AdminKeyVerifier(adminKey.key) });
 
     const makeContext = (authorization: unknown, origin: string, requestLogger: Logger): Context => ({
