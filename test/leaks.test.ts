@@ -1,4 +1,4 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { hostname, tmpdir } from 'node:os';
@@ -257,12 +257,11 @@ async function queueJob(store: ObjectStore, token: string): Promise<void> {
   });
 }
 
-/** The pid of a process that has ended. */
-function deadPid(): number {
+/** The pid of a process that has ended (and been reaped). */
+async function deadPid(): Promise<number> {
   const child = spawn('true');
-  const pid = child.pid as number;
-  execFileSync('sleep', ['0.2']);
-  return pid;
+  await new Promise((resolve) => child.once('exit', resolve));
+  return child.pid as number;
 }
 
 /** What `submitTraining` has staged in a store for a job it had not yet admitted. */
@@ -360,7 +359,7 @@ describe('submissions cut off by a killed server', () => {
         stale: 'textClassification-x-stale0000000000000001', // another server, two hours ago
       };
       const records: [string, { host: string; pid: number }, Date][] = [
-        [tokens.ours, { host: hostname(), pid: deadPid() }, new Date()],
+        [tokens.ours, { host: hostname(), pid: await deadPid() }, new Date()],
         [tokens.theirs, { host: 'another-host', pid: process.pid }, new Date()],
         [tokens.stale, { host: 'another-host', pid: process.pid }, new Date(Date.now() - 2 * 3_600_000)],
       ];
