@@ -167,7 +167,10 @@ export interface ModelsConfig {
   jobRetentionMillis: number;
   /** How long a download link works, in seconds. Default `900`. */
   downloadTtlSeconds: number;
-  /** Public origin for download links the server serves itself; default: the request's origin. */
+  /**
+   * Public origin for download links the server serves itself; default: the server's own URL
+   * (`http://localhost:<port>` when it listens on every interface), never the request's `Host`.
+   */
   publicUrl: string | undefined;
 }
 

@@ -386,3 +386,61 @@ function writeableRecord(fields: Partial<JobRecord> & { token: string }): JobRec
     cancel_requested: false, ...fields,
   };
 }
+
+/** POSTs an operation with the `Host` header given (which `fetch` does not let a caller set). */
+function postWithHost(url: string, host: string, body: object): Promise<{ data?: Record<string, { url: string }> }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'POST', headers: { host, 'content-type': 'application/json', 'x-forwarded-host': host } }, (res) => {
+      let text = '';
+      res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      res.on('end', () => resolve(JSON.parse(text)));
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}
+
+describe('download links', () => {
+  const token = 'imageClassification-cats-linkstest0000000001';
+  const seed = (dataDir: string) => {
+    mkdirSync(path.join(dataDir, 'imageclassification'));
+    writeFileSync(path.join(dataDir, 'imageclassification', `${token}.onnx`), 'weights');
+    writeFileSync(
+      path.join(dataDir, 'inference.json'),
+      JSON.stringify({
+        [token]: {
+          task_type: 'imageclassification', model_filename: `imageclassification/${token}.onnx`,
+          model_filename_onnx: `imageclassification/${token}.onnx`, classes: ['a', 'b'], downloadable: true, accuracy: 0.9,
+          accuracy_plot: '', created: formatCreated(new Date()),
+        },
+      }),
+    );
+  };
+  const LINK = { query: `mutation($t: ID!) { downloadModel(token: $t, format: ONNX) { url } }`, variables: { t: token } };
+
+  it('point at the server itself, whatever Host header the request forged, when FLASH_PUBLIC_URL is unset', async () => {
+    const dataDir = makeDataDir();
+    seed(dataDir);
+    const server = await startTestServer({ dataDir });
+    try {
+      const answer = await postWithHost(server.url, 'attacker.example', LINK);
+      const link = new URL(answer.data?.downloadModel.url as string);
+      expect(link.origin).toBe(server.origin);
+      expect((await fetch(link)).status).toBe(200);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('point at FLASH_PUBLIC_URL when it is set', async () => {
+    const dataDir = makeDataDir();
+    seed(dataDir);
+    const server = await startTestServer({ dataDir, env: { FLASH_PUBLIC_URL: 'https://flash.example.com/api/' } });
+    try {
+      const answer = await postWithHost(server.url, 'attacker.example', LINK);
+      expect(answer.data?.downloadModel.url).toMatch(new RegExp(`^https://flash\\.example\\.com/api/downloads/${token}/model\\.onnx\\?`));
+    } finally {
+      await server.stop();
+    }
+  });
+});

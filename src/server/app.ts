@@ -31,7 +31,7 @@ import { type AdminKeySource, AdminKeyVerifier, deriveKey, resolveAdminKey } fro
 import { bearerFrom } from './auth';
 import { downloadsRouter } from './downloads.route';
 import { formatError, logOperationErrors } from './format-error';
-import { closeConnectionAfterUploads, graphqlUploads, originOf, requestErrorHandler, requestLogging } from './http';
+import { closeConnectionAfterUploads, graphqlUploads, requestErrorHandler, requestLogging } from './http';
 import { drainWebSockets, observabilityPlugin } from './plugins';
 import { buildSchema } from './schema';
 import { createPlatform } from './services';
@@ -106,11 +106,15 @@ export function buildApp(options: AppOptions = {}): App {
     await platform.start();
     const schema = await buildSchema({ pubsub: platform.pubsub, admin: new AdminKeyVerifier(adminKey.key) });
 
-    const makeContext = (authorization: unknown, origin: string, requestLogger: Logger): Context => ({
+    // Where the download links the server serves itself point: FLASH_PUBLIC_URL, else the
+    // server's own URL (known once it listens). Never the request's Host header: anyone can
+    // send one, and the link would send the model's token to whatever host it names.
+    let ownOrigin = '';
+    const makeContext = (authorization: unknown, requestLogger: Logger): Context => ({
       services,
       documents: new DocumentLoader(platform.documents),
       bearer: bearerFrom(authorization),
-      origin: config.models.publicUrl ?? origin,
+      origin: config.models.publicUrl ?? ownOrigin,
       logger: requestLogger,
     });
 
@@ -139,7 +143,7 @@ export function buildApp(options: AppOptions = {}): App {
         schema,
         // Subscriptions authenticate with `{ authorization: "Bearer …" }` in connection params.
         context: (ctx) =>
-          makeContext(ctx.connectionParams?.authorization, originOf(ctx.extra.request), logger.child({ ws: true })),
+          makeContext(ctx.connectionParams?.authorization, logger.child({ ws: true })),
         // The same operation limits as over HTTP (graphql-ws validates again after this: cheap).
         onSubscribe: (_ctx, _id, payload) => {
           let document: DocumentNode;
@@ -204,7 +208,7 @@ export function buildApp(options: AppOptions = {}): App {
       }),
       express.json({ limit: bodyLimit }),
       expressMiddleware(apollo, {
-        context: async ({ req }) => makeContext(req.headers.authorization, originOf(req), req.log),
+        context: async ({ req }) => makeContext(req.headers.authorization, req.log),
       }),
     );
     app.use(requestErrorHandler(logger));
@@ -219,6 +223,7 @@ export function buildApp(options: AppOptions = {}): App {
     const { port } = server.address() as AddressInfo;
     const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}/graphql`;
+    ownOrigin = new URL(url).origin;
     state = { state: 'listening', url, port };
     logger.info({ url, store: store.kind, env: config.env }, 'Flash API listening');
     return { url, port, adminKey };
