@@ -28,7 +28,7 @@ import { withTokensHidden } from '../observability/token-id';
 import { createStore, type ObjectStore } from '../store';
 import { UnreachableCaseError } from '../unreachable';
 import { type AdminKeySource, AdminKeyVerifier, deriveKey, resolveAdminKey } from './admin-key';
-import { bearerFrom } from './auth';
+import { authorizationParam, bearerFrom } from './auth';
 import { downloadsRouter } from './downloads.route';
 import { formatError, logOperationErrors } from './format-error';
 import { closeConnectionAfterUploads, graphqlUploads, requestErrorHandler, requestLogging } from './http';
@@ -110,10 +110,11 @@ export function buildApp(options: AppOptions = {}): App {
     // server's own URL (known once it listens). Never the request's Host header: anyone can
     // send one, and the link would send the model's token to whatever host it names.
     let ownOrigin = '';
-    const makeContext = (authorization: unknown, requestLogger: Logger): Context => ({
+    const makeContext = (transport: Context['transport'], authorization: unknown, requestLogger: Logger): Context => ({
       services,
       documents: new DocumentLoader(platform.documents),
       bearer: bearerFrom(authorization),
+      transport,
       origin: config.models.publicUrl ?? ownOrigin,
       logger: requestLogger,
     });
@@ -138,12 +139,11 @@ export function buildApp(options: AppOptions = {}): App {
     const parseOptions = { maxTokens: config.queryLimits.tokens };
 
     const wsServer = new WebSocketServer({ server, path: '/graphql' });
-    const wsCleanup = useServer<{ authorization?: unknown }, { logger?: Logger }>(
+    const wsCleanup = useServer<Record<string, unknown>, { logger?: Logger }>(
       {
         schema,
-        // Subscriptions authenticate with `{ authorization: "Bearer …" }` in connection params.
-        context: (ctx) =>
-          makeContext(ctx.connectionParams?.authorization, logger.child({ ws: true })),
+        // Subscriptions authenticate with `{ authorization: "Bearer …" }` (any case) in connection params.
+        context: (ctx) => makeContext('websocket', authorizationParam(ctx.connectionParams), logger.child({ ws: true })),
         // The same operation limits as over HTTP (graphql-ws validates again after this: cheap).
         onSubscribe: (_ctx, _id, payload) => {
           let document: DocumentNode;
@@ -208,7 +208,7 @@ export function buildApp(options: AppOptions = {}): App {
       }),
       express.json({ limit: bodyLimit }),
       expressMiddleware(apollo, {
-        context: async ({ req }) => makeContext(req.headers.authorization, req.log),
+        context: async ({ req }) => makeContext('http', req.headers.authorization, req.log),
       }),
     );
     app.use(requestErrorHandler(logger));
