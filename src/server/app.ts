@@ -11,7 +11,6 @@ import {
 } from '@apollo/server/plugin/landingPage/default';
 import { expressMiddleware } from '@as-integrations/express5';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
-import cors from 'cors';
 import express from 'express';
 import { type DocumentNode, GraphQLError, parse, specifiedRules, validate } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
@@ -29,6 +28,7 @@ import { createStore, type ObjectStore } from '../store';
 import { UnreachableCaseError } from '../unreachable';
 import { type AdminKeySource, AdminKeyVerifier, deriveKey, resolveAdminKey } from './admin-key';
 import { authorizationParam, bearerFrom } from './auth';
+import { crossOrigin } from './cors';
 import { downloadsRouter } from './downloads.route';
 import { formatError, logOperationErrors } from './format-error';
 import { closeConnectionAfterUploads, graphqlUploads, requestErrorHandler, requestLogging } from './http';
@@ -196,10 +196,12 @@ export function buildApp(options: AppOptions = {}): App {
     mountProbes(app, store, platform.metrics.registry, logger);
     // Room for one base64 image in the JSON body (4 characters per 3 bytes) besides the query.
     const bodyLimit = Math.ceil((config.inference.maxImageBytes * 4) / 3) + 1024 * 1024;
+    const cors = crossOrigin(config.corsOrigins);
+    app.use('/downloads', cors);
     app.use(downloadsRouter(services.downloads, logger));
     app.use(
       '/graphql',
-      cors<cors.CorsRequest>(),
+      cors,
       closeConnectionAfterUploads,
       graphqlUploads({
         maxFileSize: config.datasets.maxUploadBytes,
