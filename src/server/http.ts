@@ -14,8 +14,8 @@ import { serializeErrorHidingTokens, tokenId } from '../observability/token-id';
  * client's `x-request-id` when it is a sane one, else a new UUID, echoed in the response.
  * Credentials never reach the log: the Authorization header (and cookies, and the referring
  * page, whose address may hold a token) is redacted, query strings (download signatures) are
- * dropped from the logged URL, and a download's token is logged as its id (`tokenId`), in the
- * URL and in the file name of the response's `content-disposition`, which is left out.
+ * dropped from the logged URL, a download's token is logged as its id (`tokenId`) in the URL,
+ * and the response's `content-disposition` (a file name made of the token) is left out.
  */
 export function requestLogging(logger: Logger) {
   return pinoHttp({
