@@ -30,6 +30,8 @@ export interface Context {
   documents: DocumentLoader;
   /** The bearer credential the client presented, if any. */
   bearer: string | undefined;
+  /** How the operation came: an HTTP request, or a graphql-ws connection (credentials in its connection params). */
+  transport: 'http' | 'websocket';
   /** Where clients reach this server (for links it serves itself), e.g. `http://localhost:4000`. */
   origin: string;
   /** The request's logger: every line carries its request id. */

@@ -20,6 +20,22 @@ const booleanString = z
 /** A Redis URL: `redis://[user:password@]host[:port][/db]`, or `rediss://` for TLS. */
 const redisUrl = z.url({ protocol: /^rediss?$/, hostname: /^.+$/, error: 'expected a redis:// or rediss:// URL' });
 
+/** `*`, or a comma-separated list of origins (`https://app.example.com,http://localhost:3000`). */
+const corsOrigins = z.string().transform((value, ctx): '*' | string[] => {
+  const entries = value.split(',').map((entry) => entry.trim()).filter(Boolean);
+  if (entries.length === 1 && entries[0] === '*') return '*';
+  const origins: string[] = [];
+  for (const entry of entries) {
+    const origin = URL.canParse(entry) ? new URL(entry) : undefined;
+    if (!origin || !/^https?:$/.test(origin.protocol) || origin.origin !== entry.replace(/\/$/, '')) {
+      ctx.addIssue({ code: 'custom', message: `"${entry}" is not an origin such as https://app.example.com (or give "*" alone)` });
+      return z.NEVER;
+    }
+    origins.push(origin.origin);
+  }
+  return origins;
+});
+
 const checksumMode = z
   .enum(['when_supported', 'when_required', 'WHEN_SUPPORTED', 'WHEN_REQUIRED'])
   .transform((value) => value.toUpperCase() as 'WHEN_SUPPORTED' | 'WHEN_REQUIRED');
@@ -66,6 +82,7 @@ const envSchema = z
     FLASH_PINNED_TOKENS: z.string().default(''),
     FLASH_DOWNLOAD_TTL: z.coerce.number().int().min(10).max(7 * 24 * 3600).default(900),
     FLASH_PUBLIC_URL: httpUrl.optional(),
+    FLASH_CORS_ORIGINS: corsOrigins.optional(),
     FLASH_MAX_LOADED_MODELS: z.coerce.number().int().positive().default(8),
     FLASH_INFERENCE_THREADS: z
       .union([z.literal('auto'), z.coerce.number().int().positive()], { error: 'expected "auto" or a positive integer' })
@@ -186,7 +203,10 @@ export interface ModelsConfig {
   jobRetentionMillis: number;
   /** How long a download link works, in seconds. Default `900`. */
   downloadTtlSeconds: number;
-  /** Public origin for download links the server serves itself; default: the request's origin. */
+  /**
+   * Public origin for download links the server serves itself; default: the server's own URL
+   * (`http://localhost:<port>` when it listens on every interface), never the request's `Host`.
+   */
   publicUrl: string | undefined;
 }
 
@@ -244,6 +264,11 @@ export interface Config {
   adminKey: string | undefined;
   /** Schema introspection; default on outside production. */
   introspection: boolean;
+  /**
+   * Browser origins allowed to call the API and download models (CORS): `'*'` for any, or a
+   * list. Default: any outside production, none in production (same-origin pages only).
+   */
+  corsOrigins: '*' | readonly string[];
   training: TrainingConfig;
   datasets: DatasetLimits;
   models: ModelsConfig;
@@ -319,6 +344,7 @@ export function loadConfig(
     introspection: e.FLASH_INTROSPECTION ?? nodeEnv !== 'production',
     role: e.FLASH_ROLE,
     redis: e.FLASH_REDIS_URL ? { url: e.FLASH_REDIS_URL } : undefined,
+    corsOrigins: e.FLASH_CORS_ORIGINS ?? (nodeEnv === 'production' ? [] : '*'),
     ...overrides,
     training: {
       python: e.FLASH_TRAINER_PYTHON,

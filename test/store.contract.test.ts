@@ -112,6 +112,26 @@ describe.each(adapters)('object store contract: $name', (adapter) => {
     }
   });
 
+  it('streams an object, or the range of it chosen once its size is known', async () => {
+    const body = Buffer.from('0123456789abcdef');
+    await store.put('models/range.onnx', body);
+    const read = async (opened: Awaited<ReturnType<ObjectStore['openRead']>>) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of opened!.stream) chunks.push(chunk as Buffer);
+      return { size: opened!.size, range: opened!.range, body: Buffer.concat(chunks).toString() };
+    };
+    expect(await read(await store.openRead('models/range.onnx'))).toEqual({ size: 16, range: null, body: '0123456789abcdef' });
+    const sizes: number[] = [];
+    const tail = await store.openRead('models/range.onnx', (size) => {
+      sizes.push(size);
+      return { start: size - 4, end: size - 1 };
+    });
+    expect(await read(tail)).toEqual({ size: 16, range: { start: 12, end: 15 }, body: 'cdef' });
+    expect(sizes).toEqual([16]);
+    expect(await read(await store.openRead('models/range.onnx', () => null))).toMatchObject({ range: null, body: '0123456789abcdef' });
+    await expect(store.openRead('models/none.onnx', () => null)).resolves.toBeNull();
+  });
+
   it('deletes objects, and deleting a missing object is not an error', async () => {
     await store.put('gone.txt', Buffer.from('x'));
     await store.delete('gone.txt');

@@ -4,6 +4,7 @@ import path from 'node:path';
 
 import sharp from 'sharp';
 
+import { tokenId } from '../src/observability/token-id';
 import { ADMIN_KEY, makeDataDir, startTestServer, type TestServer, type TestServerOptions } from './helpers/server';
 import {
   classImage,
@@ -76,12 +77,12 @@ type ProgressEvent = {
 
 const ORDER = ['QUEUED', 'PREPARING', 'TRAINING', 'EXPORTING', 'DEPLOYED'];
 
-/** Waits until the trainer process of `token` runs, then returns its pid. */
+/** Waits until the trainer process of `token` runs (in a job folder named by the token's id), then returns its pid. */
 async function trainerPid(token: string, timeoutMillis = 60_000): Promise<number> {
   const deadline = Date.now() + timeoutMillis;
   for (;;) {
     try {
-      const out = execFileSync('pgrep', ['-f', `trainer run .*${token}`], { encoding: 'utf8' }).trim();
+      const out = execFileSync('pgrep', ['-f', `trainer run .*${tokenId(token)}`], { encoding: 'utf8' }).trim();
       if (out) return Number(out.split('\n')[0]);
     } catch {
       // pgrep exits 1 while there is no such process yet

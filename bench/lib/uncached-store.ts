@@ -1,6 +1,4 @@
-import type { Readable } from 'node:stream';
-
-import type { ObjectStore, PutOptions, StoredObject, UNCHANGED } from '../../src/store';
+import type { ByteRange, ObjectStore, OpenedObject, PutOptions, StoredObject, UNCHANGED } from '../../src/store';
 
 /**
  * A store that never answers `UNCHANGED`: `getIfChanged` reads the object like `get`, so the
@@ -34,8 +32,8 @@ export class UncachedStore implements ObjectStore {
     return this.inner.getFile(key, file);
   }
 
-  openRead(key: string): Promise<{ stream: Readable; size: number } | null> {
-    return this.inner.openRead(key);
+  openRead(key: string, range?: (size: number) => ByteRange | null): Promise<OpenedObject | null> {
+    return this.inner.openRead(key, range);
   }
 
   presignGet(key: string, options: { expiresInSeconds: number; filename: string }): Promise<string | null> {

@@ -74,6 +74,12 @@ export const jobRecordSchema = z.looseObject({
   cancel_requested: z.boolean(),
   /** When cleanup deleted the model this job deployed (ISO). */
   expired_at: z.string().nullish(),
+  /**
+   * The server process that submitted the job: its worker id (`FLASH_WORKER_ID`) and pid. The
+   * record is written before the dataset is staged and the job admitted, so that a restart can
+   * tell a submission its killed predecessor left from one another server is making.
+   */
+  submitted_by: z.looseObject({ host: z.string(), pid: z.number().int() }).nullish(),
 });
 export type JobRecord = z.infer<typeof jobRecordSchema>;
 

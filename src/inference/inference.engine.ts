@@ -20,6 +20,7 @@ import {
   preparedSize,
 } from '../preprocessing/image';
 import { PAD_ID, type Vocabulary } from '../preprocessing/text';
+import { tokenId, tokenLogger } from '../observability/token-id';
 import type { ObjectStore } from '../store/object-store';
 import { ModelNotServableError } from './errors';
 import { download, readTextMetadata, servableFiles, type TextMetadata } from './model-artifacts';
@@ -402,7 +403,7 @@ export class InferenceEngine {
         // The worker stopped under this request, taking the model's session with it: once more,
         // on a fresh worker with the model loaded anew.
         if (!(error instanceof WorkerStoppedError) || attempt > 1 || this.closed) throw error;
-        this.logger.warn({ token: ref.token }, 'The inference worker stopped during a prediction; running it again');
+        this.logger.warn({ tokenId: tokenId(ref.token) }, 'The inference worker stopped during a prediction; running it again');
       } finally {
         if (model) this.unref(model);
       }
@@ -472,7 +473,7 @@ export class InferenceEngine {
       this.models.set(key, model);
       this.counters.loads++;
       this.logger.info(
-        { token: ref.token, kind: model.kind, millis: Math.round(performance.now() - started) },
+        { tokenId: tokenId(ref.token), kind: model.kind, millis: Math.round(performance.now() - started) },
         'Inference model loaded',
       );
       return model;
@@ -482,7 +483,7 @@ export class InferenceEngine {
       if (this.loading.get(key) === pending) this.loading.delete(key);
       if (loaded) this.releaseSession(loaded.result.session, loaded.generation);
       if (error instanceof ModelNotServableError) {
-        this.logger.warn({ token: ref.token, reason: error.reason, err: error.cause }, 'Model cannot be served');
+        tokenLogger(this.logger, ref.token).warn({ reason: error.reason, err: error.cause }, 'Model cannot be served');
       }
       throw error;
     } finally {

@@ -103,6 +103,7 @@ export class SessionHost {
   }
 
   private start(): Worker {
+    disableOrtTelemetry();
     const { file, execArgv } = workerScript();
     const worker = new Worker(file, execArgv ? { execArgv } : {});
     worker.unref();
@@ -131,6 +132,23 @@ export class SessionHost {
     this.worker = worker;
     return worker;
   }
+}
+
+/**
+ * onnxruntime 1.29 and later (microsoft/onnxruntime#27379) send telemetry from Linux and macOS
+ * too: on creating its environment, at the first session, the native library keeps a device id
+ * and an event database under `$XDG_CACHE_HOME` (or `~/.cache`), writes files to `$TMPDIR`, and
+ * uploads to a Microsoft host. It has no switch in onnxruntime-node's API; `ORT_DISABLE_TELEMETRY`
+ * set before that first session turns all of it off, for the life of the process.
+ *
+ * The native code reads it with `getenv`, from the process's real environment. A worker thread's
+ * `process.env` is a copy of it, so setting it there changes nothing native code sees: it is set
+ * here, on the main thread (where Node writes through to the real environment), before any
+ * worker starts. This is a write for a native library, not configuration, which is why it is
+ * not in `config.ts`; child processes (the trainer) inherit it, which is as wanted.
+ */
+function disableOrtTelemetry(): void {
+  process.env.ORT_DISABLE_TELEMETRY = '1';
 }
 
 /**

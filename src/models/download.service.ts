@@ -1,8 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { Readable } from 'node:stream';
-
 import { AppError, BadUserInputError, ErrorCode } from '../errors';
-import type { ObjectStore } from '../store';
+import type { ByteRange, ObjectStore, OpenedObject } from '../store';
 import { type DeployedModel, isModelFileKey, type ModelService } from './model.service';
 
 export type ModelFormat = 'pytorch' | 'onnx';
@@ -67,20 +65,22 @@ export class DownloadService {
   /**
    * Opens the file a signed link names, after checking its signature and expiry and that the
    * model is still there and downloadable; `null` for any link that must not be served.
+   * `range` picks the bytes to stream once the size is known (`ObjectStore.openRead`).
    */
   async open(
     token: string,
     file: string,
     expires: number,
     signature: string,
-  ): Promise<{ stream: Readable; size: number; filename: string } | null> {
+    range?: (size: number) => ByteRange | null,
+  ): Promise<(OpenedObject & { filename: string }) | null> {
     if (!isModelFile(file) || !Number.isSafeInteger(expires) || expires * 1000 < Date.now()) return null;
     const expected = this.sign(token, file, expires);
     const given = Buffer.from(signature, 'base64url');
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) return null;
     const model = await this.models.deployed(token).catch(() => null); // gone since: refused like any other link
     const key = model?.entry.downloadable ? keyOf(model, file) : undefined;
-    const object = key ? await this.store.openRead(key) : null;
+    const object = key ? await this.store.openRead(key, range) : null;
     return object ? { ...object, filename: filenameOf(token, file) } : null;
   }
 

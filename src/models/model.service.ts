@@ -15,6 +15,7 @@ import {
 } from '../documents';
 import { AppError, ErrorCode, ModelNotFoundError, ModelTrainingError } from '../errors';
 import type { PlatformPubSub } from '../events/pubsub';
+import { tokenId, tokenLogger } from '../observability/token-id';
 import type { ObjectStore } from '../store';
 
 /** A deployed model as the platform presents it; accuracy is always a fraction in 0..1. */
@@ -103,7 +104,7 @@ export class ModelService {
   async delete(token: string): Promise<void> {
     const { entry } = await this.deployed(token);
     await this.remove([token], () => true);
-    this.logger.info({ token, task_type: entry.task_type }, 'Model deleted');
+    this.logger.info({ tokenId: tokenId(token), task_type: entry.task_type }, 'Model deleted');
   }
 
   /**
@@ -154,7 +155,7 @@ export class ModelService {
       const files = [entry.model_filename, entry.model_filename_onnx, entry.metadata_filename].filter(isModelFileKey);
       await Promise.all(
         files.map((key) =>
-          this.store.delete(key).catch((error: unknown) => this.logger.warn({ err: error, token }, 'Could not delete a model file')),
+          this.store.delete(key).catch((error: unknown) => tokenLogger(this.logger, token).warn({ err: error }, 'Could not delete a model file')),
         ),
       );
       this.pubsub.publish('MODEL_REMOVED', token);

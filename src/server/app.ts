@@ -11,7 +11,6 @@ import {
 } from '@apollo/server/plugin/landingPage/default';
 import { expressMiddleware } from '@as-integrations/express5';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
-import cors from 'cors';
 import express from 'express';
 import { type DocumentNode, GraphQLError, parse, specifiedRules, validate } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
@@ -25,13 +24,15 @@ import { type Config, type ConfigOverrides, loadConfig } from '../config';
 import { DocumentLoader } from '../documents';
 import { ErrorCode } from '../errors';
 import type { RedisConnections } from '../redis/connections';
+import { withTokensHidden } from '../observability/token-id';
 import { createStore, type ObjectStore } from '../store';
 import { UnreachableCaseError } from '../unreachable';
 import { type AdminKeySource, AdminKeyVerifier, deriveKey, resolveAdminKey } from './admin-key';
-import { bearerFrom } from './auth';
+import { authorizationParam, bearerFrom } from './auth';
+import { crossOrigin } from './cors';
 import { downloadsRouter } from './downloads.route';
 import { formatError, logOperationErrors } from './format-error';
-import { graphqlUploads, originOf, requestErrorHandler, requestLogging } from './http';
+import { graphqlUploads, requestErrorHandler, requestLogging } from './http';
 import { drainWebSockets, observabilityPlugin } from './plugins';
 import { buildSchema } from './schema';
 import { createPlatform } from './services';
@@ -75,7 +76,7 @@ const READINESS_TIMEOUT_MILLIS = 2_000;
  */
 export function buildApp(options: AppOptions = {}): App {
   const config = loadConfig(options.env, options.config);
-  const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'flash' } });
+  const logger = withTokensHidden(options.logger ?? pino({ level: config.logLevel, base: { service: 'flash' } }));
   const store = options.store ?? createStore(config.store);
   const platform = createPlatform(config, store, logger);
 
@@ -103,14 +104,19 @@ export function buildApp(options: AppOptions = {}): App {
     const adminKey = await resolveAdminKey(config.adminKey, config.dataDir);
     const services = platform.withDownloads(deriveKey(adminKey.key, 'flash download links'));
     await platform.documents.initialize();
-    platform.start();
+    await platform.start();
     const schema = await buildSchema({ pubsub: platform.pubsub, admin: new AdminKeyVerifier(adminKey.key) });
 
-    const makeContext = (authorization: unknown, origin: string, requestLogger: Logger): Context => ({
+    // Where the download links the server serves itself point: FLASH_PUBLIC_URL, else the
+    // server's own URL (known once it listens). Never the request's Host header: anyone can
+    // send one, and the link would send the model's token to whatever host it names.
+    let ownOrigin = '';
+    const makeContext = (transport: Context['transport'], authorization: unknown, requestLogger: Logger): Context => ({
       services,
       documents: new DocumentLoader(platform.documents),
       bearer: bearerFrom(authorization),
-      origin: config.models.publicUrl ?? origin,
+      transport,
+      origin: config.models.publicUrl ?? ownOrigin,
       logger: requestLogger,
     });
 
@@ -134,12 +140,11 @@ export function buildApp(options: AppOptions = {}): App {
     const parseOptions = { maxTokens: config.queryLimits.tokens };
 
     const wsServer = new WebSocketServer({ server, path: '/graphql' });
-    const wsCleanup = useServer<{ authorization?: unknown }, { logger?: Logger }>(
+    const wsCleanup = useServer<Record<string, unknown>, { logger?: Logger }>(
       {
         schema,
-        // Subscriptions authenticate with `{ authorization: "Bearer …" }` in connection params.
-        context: (ctx) =>
-          makeContext(ctx.connectionParams?.authorization, originOf(ctx.extra.request), logger.child({ ws: true })),
+        // Subscriptions authenticate with `{ authorization: "Bearer …" }` (any case) in connection params.
+        context: (ctx) => makeContext('websocket', authorizationParam(ctx.connectionParams), logger.child({ ws: true })),
         // The same operation limits as over HTTP (graphql-ws validates again after this: cheap).
         onSubscribe: (_ctx, _id, payload) => {
           let document: DocumentNode;
@@ -192,10 +197,12 @@ export function buildApp(options: AppOptions = {}): App {
     mountProbes(app, store, platform.redis, platform.metrics.registry, logger);
     // Room for one base64 image in the JSON body (4 characters per 3 bytes) besides the query.
     const bodyLimit = Math.ceil((config.inference.maxImageBytes * 4) / 3) + 1024 * 1024;
+    const cors = crossOrigin(config.corsOrigins);
+    app.use('/downloads', cors);
     app.use(downloadsRouter(services.downloads, logger));
     app.use(
       '/graphql',
-      cors<cors.CorsRequest>(),
+      cors,
       graphqlUploads({
         maxFileSize: config.datasets.maxUploadBytes,
         maxFiles: config.datasets.maxClasses * config.datasets.maxImagesPerClass + 1,
@@ -203,7 +210,7 @@ export function buildApp(options: AppOptions = {}): App {
       }),
       express.json({ limit: bodyLimit }),
       expressMiddleware(apollo, {
-        context: async ({ req }) => makeContext(req.headers.authorization, originOf(req), req.log),
+        context: async ({ req }) => makeContext('http', req.headers.authorization, req.log),
       }),
     );
     app.use(requestErrorHandler(logger));
@@ -218,6 +225,7 @@ export function buildApp(options: AppOptions = {}): App {
     const { port } = server.address() as AddressInfo;
     const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}/graphql`;
+    ownOrigin = new URL(url).origin;
     state = { state: 'listening', url, port };
     logger.info({ url, store: store.kind, env: config.env, role: config.role, redis: Boolean(config.redis) }, 'Flash API listening');
     return { url, port, adminKey };

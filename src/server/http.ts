@@ -7,12 +7,15 @@ import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 
 import { ErrorCode } from '../errors';
+import { serializeErrorHidingTokens, tokenId } from '../observability/token-id';
 
 /**
  * One log line per request, and a request id on every line logged while serving it: the
  * client's `x-request-id` when it is a sane one, else a new UUID, echoed in the response.
- * Credentials never reach the log: the Authorization header is redacted, and query strings
- * (download signatures) are dropped from the logged URL.
+ * Credentials never reach the log: the Authorization header (and cookies, and the referring
+ * page, whose address may hold a token) is redacted, query strings (download signatures) are
+ * dropped from the logged URL, a download's token is logged as its id (`tokenId`) in the URL,
+ * and the response's `content-disposition` (a file name made of the token) is left out.
  */
 export function requestLogging(logger: Logger) {
   return pinoHttp({
@@ -26,16 +29,36 @@ export function requestLogging(logger: Logger) {
     // Lines logged while serving carry only the request id; the request itself is on the last line.
     quietReqLogger: true,
     autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' || req.url === '/metrics' },
-    redact: ['req.headers.authorization', 'req.headers.cookie'],
+    redact: ['req.headers.authorization', 'req.headers.cookie', 'req.headers.referer'],
     serializers: {
+      // pino-http sets its own serializers on its loggers (`req.log`), over the ones of `logger`.
+      err: serializeErrorHidingTokens,
       req: (req: { id: unknown; method: string; url: string; headers: Record<string, unknown> }) => ({
         id: req.id,
         method: req.method,
-        url: req.url.split('?')[0],
+        url: loggedUrl(req.url),
         headers: { ...req.headers },
       }),
+      res: (res: { statusCode: number; headers: Record<string, unknown> }) => {
+        const { 'content-disposition': _filename, ...headers } = res.headers ?? {};
+        return { statusCode: res.statusCode, headers };
+      },
     },
   });
+}
+
+/** The path of a request URL, with the token of a `/downloads/<token>/<file>` path as its id. */
+function loggedUrl(url: string): string {
+  const pathname = url.split('?')[0] ?? '';
+  return pathname.replace(/^\/downloads\/([^/]+)/, (_match, token: string) => `/downloads/${tokenId(safeDecode(token))}`);
+}
+
+function safeDecode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
 }
 
 /**
@@ -58,12 +81,6 @@ export function requestErrorHandler(logger: Logger): express.ErrorRequestHandler
       errors: [{ message, extensions: { code: clientError ? ErrorCode.BAD_REQUEST : ErrorCode.INTERNAL_SERVER_ERROR } }],
     });
   };
-}
-
-/** Scheme, host and port the request was sent to. */
-export function originOf(request: IncomingMessage): string {
-  const encrypted = (request.socket as { encrypted?: boolean }).encrypted === true;
-  return `${encrypted ? 'https' : 'http'}://${request.headers.host ?? 'localhost'}`;
 }
 
 /**

@@ -29,8 +29,11 @@ export interface Platform {
   services: Omit<Services, 'downloads'>;
   /** The download service, which needs the admin key the server resolves at start. */
   withDownloads(signingKey: Buffer): Services;
-  /** Starts the background work: the training supervisor and the cleanup schedule. */
-  start(): void;
+  /**
+   * Removes what a killed predecessor left of its submissions, then starts the background
+   * work: the training supervisor and the cleanup schedule.
+   */
+  start(): Promise<void>;
   /** Stops the background work, lets running predictions finish, frees the models, closes Redis. */
   stop(): Promise<void>;
 }
@@ -127,7 +130,14 @@ export function createPlatform(config: Config, store: ObjectStore, logger: Logge
       ...services,
       downloads: new DownloadService(store, models, { signingKey, ttlSeconds: config.models.downloadTtlSeconds }),
     }),
-    start() {
+    async start() {
+      // Before the supervisor and any submission of this server: what is unqueued now is not theirs.
+      await training.removeAbandonedSubmissions().then(
+        ({ folders, jobs: removed }) => {
+          if (folders + removed > 0) logger.info({ folders, jobs: removed }, 'Removed submissions a stopped server left');
+        },
+        (error: unknown) => logger.warn({ err: error }, 'Could not remove the submissions a stopped server left'),
+      );
       supervisor?.start();
       cleanup.start();
     },

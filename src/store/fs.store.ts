@@ -1,14 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
 
 import { KeyedMutex } from './keyed-mutex';
 import {
   assertValidKey,
   assertValidPrefix,
+  type ByteRange,
   InvalidKeyError,
   type ObjectStore,
+  type OpenedObject,
   type PutOptions,
   PreconditionFailedError,
   type StoredObject,
@@ -110,12 +111,20 @@ export class FsStore implements ObjectStore {
     }
   }
 
-  async openRead(key: string): Promise<{ stream: Readable; size: number } | null> {
+  async openRead(key: string, range?: (size: number) => ByteRange | null): Promise<OpenedObject | null> {
     const handle = await this.openIfPresent(key);
     if (!handle) return null;
-    const { size } = await handle.stat();
+    let size: number;
+    let chosen: ByteRange | null;
+    try {
+      ({ size } = await handle.stat());
+      chosen = range?.(size) ?? null;
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
     // The stream owns the descriptor: a rename over the file cannot change what it reads.
-    return { stream: handle.createReadStream(), size };
+    return { stream: handle.createReadStream(chosen ?? {}), size, range: chosen };
   }
 
   async presignGet(): Promise<null> {

@@ -12,6 +12,20 @@ export interface StoredObject {
   etag: string;
 }
 
+/** An inclusive span of an object's bytes, as HTTP ranges count them. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+/** What `openRead` answers: a stream of the bytes chosen, the object's whole size, and which bytes. */
+export interface OpenedObject {
+  stream: Readable;
+  size: number;
+  /** The bytes `stream` carries; `null`: all of them. */
+  range: ByteRange | null;
+}
+
 /** What `getIfChanged` answers when the object still has the version tag the caller holds. */
 export const UNCHANGED: unique symbol = Symbol('unchanged');
 
@@ -39,8 +53,12 @@ export interface ObjectStore {
   putFile(key: string, file: string, options?: Pick<PutOptions, 'contentType'>): Promise<{ etag: string }>;
   /** Streams the object into a local file; `false` when there is no object under `key`. */
   getFile(key: string, file: string): Promise<boolean>;
-  /** A stream of the object's bytes and its size; `null` when there is no object under `key`. */
-  openRead(key: string): Promise<{ stream: Readable; size: number } | null>;
+  /**
+   * A stream of the object's bytes and its size; `null` when there is no object under `key`.
+   * `range`, called with the size before anything is read, picks the bytes to stream (a range
+   * within the object, or `null` for all of them): a download resumed with an HTTP `Range`.
+   */
+  openRead(key: string, range?: (size: number) => ByteRange | null): Promise<OpenedObject | null>;
   /**
    * A URL that fetches the object straight from the store until it expires, offered to the
    * client as a download named `filename`; `null` when the store cannot make one (fs).

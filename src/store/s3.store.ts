@@ -8,6 +8,7 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
+  HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -20,7 +21,9 @@ import type { S3Config } from '../config';
 import {
   assertValidKey,
   assertValidPrefix,
+  type ByteRange,
   type ObjectStore,
+  type OpenedObject,
   type PutOptions,
   PreconditionFailedError,
   type StoredObject,
@@ -138,11 +141,26 @@ export class S3Store implements ObjectStore {
     }
   }
 
-  async openRead(key: string): Promise<{ stream: Readable; size: number } | null> {
+  async openRead(key: string, range?: (size: number) => ByteRange | null): Promise<OpenedObject | null> {
     assertValidKey(key);
     try {
-      const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
-      return { stream: response.Body as Readable, size: response.ContentLength ?? 0 };
+      if (!range) {
+        const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+        return { stream: response.Body as Readable, size: response.ContentLength ?? 0, range: null };
+      }
+      // The range depends on the size: ask for it first, then read that version of the object only.
+      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      const size = head.ContentLength ?? 0;
+      const chosen = range(size);
+      const response = await this.client.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          ...(head.ETag ? { IfMatch: head.ETag } : {}),
+          ...(chosen ? { Range: `bytes=${chosen.start}-${chosen.end}` } : {}),
+        }),
+      );
+      return { stream: response.Body as Readable, size, range: chosen };
     } catch (error) {
       if (isNotFound(error)) return null;
       throw error;

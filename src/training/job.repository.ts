@@ -146,6 +146,38 @@ export class JobRepository {
     return pruned;
   }
 
+  /**
+   * The job folders (`training/jobs/<token>/`) of jobs not in the queue that may hold what a
+   * submission left: a staged dataset, or a record still `QUEUED`; each with its record (`null`
+   * when it has none). The record of every job not in the queue is read (a folder without a
+   * dataset may be one whose submission stopped before staging it).
+   */
+  async unqueuedFolders(): Promise<{ token: string; record: JobRecord | null }[]> {
+    const keys = await storeOperation(() => this.documents.store.list(JOBS_PREFIX));
+    const folders = new Map<string, Set<string>>();
+    for (const key of keys) {
+      const [token, ...rest] = key.slice(JOBS_PREFIX.length).split('/');
+      if (!token || !isWellFormedToken(token)) continue;
+      folders.set(token, (folders.get(token) ?? new Set()).add(rest.join('/')));
+    }
+    // Read after listing: a job admitted in between is seen as queued.
+    const queued = new Set((await this.queue()).map((job) => job.token));
+    const found = [];
+    for (const [token, files] of folders) {
+      if (queued.has(token)) continue;
+      const record = files.has('job.json') ? await this.record(token).catch(() => undefined) : null;
+      if (record === undefined) continue; // an unreadable record is left for a person
+      if (files.has('dataset.json') || record?.state === 'QUEUED') found.push({ token, record });
+    }
+    return found;
+  }
+
+  /** Deletes what a submission that never reached the queue stored: its dataset, then its record. */
+  async removeSubmission(token: string, { keepRecord = false } = {}): Promise<void> {
+    await storeOperation(() => this.documents.store.delete(stagedDatasetKey(token)));
+    if (!keepRecord) await this.removeRecord(token);
+  }
+
   private get capacity(): number {
     return this.maxQueue + 1;
   }

@@ -26,6 +26,7 @@ import {
 import type { PlatformPubSub } from '../events/pubsub';
 import type { ModelService } from '../models/model.service';
 import type { Metrics } from '../observability/metrics';
+import { tokenId, tokenLogger } from '../observability/token-id';
 import type { PlatformService } from '../platform/platform.service';
 import type { ObjectStore } from '../store';
 import { UnreachableCaseError } from '../unreachable';
@@ -218,7 +219,7 @@ export class TrainingSupervisor {
     };
     this.current = { state: 'running', job };
     job.finished = this.run(job).catch((error: unknown) =>
-      logger.error({ err: error, token: entry.token }, 'Supervisor failed to end a job'),
+      tokenLogger(logger, entry.token).error({ err: error }, 'Supervisor failed to end a job'),
     );
     publishQueuePositions(jobs, this.deps.pubsub).catch(() => undefined);
   }
@@ -252,8 +253,10 @@ export class TrainingSupervisor {
 
   private async run(job: RunningJob): Promise<void> {
     const { entry, token } = job;
-    const logger = this.deps.logger.child({ token, job: entry.task_name });
-    const folder = path.join(this.deps.config.workDir, 'jobs', token);
+    const logger = tokenLogger(this.deps.logger, token, { job: entry.task_name });
+    // Named by the token's id, not the token: the folder shows in the trainer's command line
+    // (which `ps` shows every user of the host) and in the paths of its errors.
+    const folder = path.join(this.deps.config.workDir, 'jobs', tokenId(token));
     const heartbeat = setInterval(() => this.renewLease(job, logger), HEARTBEAT_MILLIS);
     let final: { state: FinalState; error: string | null; recorded: boolean } | undefined;
     try {
@@ -584,7 +587,7 @@ export class TrainingSupervisor {
   }
 }
 
-function processAlive(pid: number): boolean {
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -31,11 +31,12 @@ import {
 import { BadUserInputError, MaintenanceError, ModelNotFoundError, ServerBusyError } from '../errors';
 import type { PlatformPubSub } from '../events/pubsub';
 import type { ModelService } from '../models/model.service';
+import { tokenId } from '../observability/token-id';
 import type { ObjectStore } from '../store';
 import { type TrainingJob, type TrainingProgress, toTrainingJob } from './job';
 import type { JobRepository } from './job.repository';
 import { publishQueuePositions, recordEvent } from './progress';
-import type { TrainingSupervisor } from './supervisor';
+import { processAlive, type TrainingSupervisor } from './supervisor';
 import { createToken } from './token';
 import { type TrainingRequest, validateTrainingRequest } from './training.input';
 
@@ -60,6 +61,13 @@ export interface TrainingServiceDependencies {
 
 /** How long `cancelTraining` waits for a running job to stop, in milliseconds. */
 const CANCEL_WAIT_MILLIS = 15_000;
+/**
+ * A submission another server has left unadmitted this long is taken for abandoned, in
+ * milliseconds. Admission follows the record within the time it takes to store the dataset.
+ */
+const ABANDONED_SUBMISSION_MILLIS = 3_600_000;
+/** Staging folders in the work folder: `submission-<pid>-<random>`. */
+const STAGING_FOLDER = /^submission-(?:(\d+)-)?/;
 
 /** Submitting, cancelling, looking up and following training jobs. */
 export class TrainingService {
@@ -79,7 +87,7 @@ export class TrainingService {
 
     const uploads = path.join(config.workDir, 'uploads');
     await mkdir(uploads, { recursive: true });
-    const stagingDir = await mkdtemp(path.join(uploads, 'submission-'));
+    const stagingDir = await mkdtemp(path.join(uploads, `submission-${process.pid}-`));
     try {
       const dataset = await this.ingest(source, stagingDir, limits);
       const token = await this.newToken(hyperparameters.task_type, taskName);
@@ -113,23 +121,66 @@ export class TrainingService {
         heartbeat_at: null,
         attempts: 0,
         cancel_requested: false,
+        submitted_by: { host: config.workerId, pid: process.pid },
       };
-      await storeOperation(() => store.putFile(entry.dataset_key, datasetFile, { contentType: 'application/json' }));
+      // The record first: whatever a killed server leaves in the store has a record that says
+      // whose it was and since when (`removeAbandonedSubmissions`).
       let position: number;
       try {
         await jobs.createRecord(record);
+        await storeOperation(() => store.putFile(entry.dataset_key, datasetFile, { contentType: 'application/json' }));
         position = await jobs.admit(entry);
       } catch (error) {
         await Promise.all([store.delete(entry.dataset_key), jobs.removeRecord(token)].map((p) => p.catch(() => undefined)));
         throw error;
       }
-      this.deps.logger.info({ token, job: taskName, position }, 'Training job queued');
+      this.deps.logger.info({ tokenId: tokenId(token), job: taskName, position }, 'Training job queued');
       this.deps.pubsub.publish('TRAINING_PROGRESS', token, recordEvent(record, position, null));
       this.deps.supervisor.wake();
       return toTrainingJob(record, position);
     } finally {
       await rm(stagingDir, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * Removes what submissions cut off by a killed server left behind; run at start, before this
+   * server takes submissions of its own. In the work folder: the staging folders of processes
+   * that are gone (another server may share the folder). In the store: the dataset and record
+   * of a job that never reached the queue, when its submitter was this server's predecessor
+   * (same worker id, process gone), the store is the fs store (one server only), or it is an
+   * hour old (another server's, which would have admitted it long since); and the staged
+   * dataset of a job that ended (a cancellation cut off before it deleted it).
+   */
+  async removeAbandonedSubmissions(): Promise<{ folders: number; jobs: number }> {
+    const { config, jobs, store } = this.deps;
+    const uploads = path.join(config.workDir, 'uploads');
+    const entries = await readdir(uploads).catch(() => [] as string[]);
+    let folders = 0;
+    for (const name of entries) {
+      const pid = Number(STAGING_FOLDER.exec(name)?.[1] ?? NaN);
+      if (Number.isInteger(pid) && pid !== process.pid && processAlive(pid)) continue;
+      await rm(path.join(uploads, name), { recursive: true, force: true });
+      folders++;
+    }
+
+    const abandoned = (record: JobRecord): boolean => {
+      const by = record.submitted_by;
+      const predecessor = by?.host === config.workerId && (by.pid === process.pid || !processAlive(by.pid));
+      const old = !(Date.parse(record.submitted_at) > Date.now() - ABANDONED_SUBMISSION_MILLIS);
+      return store.kind === 'fs' || predecessor || old;
+    };
+    let removed = 0;
+    for (const { token, record } of await jobs.unqueuedFolders()) {
+      if (record && FINAL_JOB_STATES.has(record.state)) {
+        await jobs.removeSubmission(token, { keepRecord: true });
+      } else if (!record || (record.state === 'QUEUED' && record.attempts === 0 && abandoned(record))) {
+        // No record: a dataset staged by an earlier version, which stored it before the record.
+        await jobs.removeSubmission(token);
+      } else continue;
+      removed++;
+    }
+    return { folders, jobs: removed };
   }
 
   /** The job under `token`; `MODEL_NOT_FOUND` when there is none. */

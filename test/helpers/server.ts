@@ -2,7 +2,7 @@ import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 
 import type { ConfigOverrides } from '../../src/config';
 import { buildApp } from '../../src/server/app';
@@ -36,6 +36,8 @@ export interface TestServerOptions {
   /** Copies the Flash sample documents into the fresh data folder before start. */
   withFlashSamples?: boolean;
   dataDir?: string;
+  /** A logger instead of a silent one. */
+  logger?: Logger;
 }
 
 /** A new temporary data folder; removed by the server's `stop()` when the server made it. */
@@ -52,7 +54,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     env: { FLASH_ADMIN_KEY: ADMIN_KEY, ...options.env },
     config: { env: 'test', host: '127.0.0.1', port: 0, dataDir, ...options.config },
     ...(options.store ? { store: options.store } : {}),
-    logger: pino({ level: 'silent' }),
+    logger: options.logger ?? pino({ level: 'silent' }),
   });
   const { url } = await app.start();
   return {
