@@ -26,6 +26,7 @@ const envSchema = z
     NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
     HOST: z.string().min(1).default('0.0.0.0'),
     PORT: z.coerce.number().int().min(0).max(65_535).default(4000),
+    FLASH_METRICS_PORT: z.coerce.number().int().min(0).max(65_535).optional(),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     FLASH_STORE: z.enum(['fs', 's3']).default('fs'),
     FLASH_DATA_DIR: z.string().min(1).default('./data'),
@@ -205,6 +206,11 @@ export interface Config {
   host: string;
   /** TCP port; `0` picks a free one. Default `4000`. */
   port: number;
+  /**
+   * A port of its own for `/metrics` (with `/healthz` and `/readyz`), for an internal network;
+   * `/metrics` then leaves the main port. `0` picks a free one. Default: none.
+   */
+  metricsPort: number | undefined;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   store: StoreConfig;
   /** Local folder for the fs store and for server-private files such as a generated admin key. */
@@ -279,6 +285,7 @@ export function loadConfig(
     env: nodeEnv,
     host: e.HOST,
     port: e.PORT,
+    metricsPort: e.FLASH_METRICS_PORT,
     logLevel: e.LOG_LEVEL,
     adminKey: e.FLASH_ADMIN_KEY,
     introspection: e.FLASH_INTROSPECTION ?? nodeEnv !== 'production',

@@ -1,11 +1,16 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-import { startTestServer, type TestServer } from './helpers/server';
+import { Kind, parse } from 'graphql';
+import pino from 'pino';
+
+import { KNOWN_OPERATIONS } from '../src/observability/operation-labels';
+import { buildApp } from '../src/server/app';
+import { ADMIN_KEY, makeDataDir, startTestServer, type TestServer } from './helpers/server';
 import { sentimentCsv } from './helpers/training';
 import { GatedStore } from './hostile/gated-store';
-import { type Answer, graphql, readJson, type Submitted, submit } from './hostile/requests';
+import { type Answer, graphql, post, readJson, type Submitted, submit } from './hostile/requests';
 
 /**
  * Issue 11, "No one can exhaust the server": through the real server, requests built to make it
@@ -91,4 +96,118 @@ describe('a CSV of blank lines', () => {
     expect(latencies.length).toBeGreaterThan(0);
     expect(Math.max(...latencies)).toBeLessThan(1_000);
   }, 120_000);
+});
+
+describe('/metrics', () => {
+  /** The values of the `operation` label in a scrape. */
+  const operationLabels = (scrape: string) =>
+    new Set([...scrape.matchAll(/^flash_graphql_request_duration_seconds_count\{operation="([^"]*)"/gm)].map((m) => m[1]));
+
+  it('labels requests by known operation or root field name, and every other name as one label', async () => {
+    const server = await startTestServer();
+    try {
+      // 5,000 names a client made up, in batches of concurrent requests.
+      const names = Array.from({ length: 5_000 }, (_, i) => `Made_up_${i}`);
+      for (let i = 0; i < names.length; i += 100) {
+        await Promise.all(names.slice(i, i + 100).map((name) => graphql(server, `query ${name} { __typename }`)));
+      }
+      await graphql(server, 'query PlatformStatus { status { status } }');
+      await graphql(server, 'query status { status { status } }');
+      await graphql(server, '{ status { status } }');
+      const scrape = await (await fetch(`${server.origin}/metrics`)).text();
+      expect([...operationLabels(scrape)].sort()).toEqual(['PlatformStatus', 'anonymous', 'other', 'status']);
+      expect(scrape).toMatch(/^flash_graphql_request_duration_seconds_count\{operation="other",type="query"\} 5000$/m);
+    } finally {
+      await server.stop();
+    }
+  }, 120_000);
+
+  it('knows the operations of examples/operations/ as the project\'s client operations', () => {
+    const folder = path.join(__dirname, '..', 'examples', 'operations');
+    const names = readdirSync(folder)
+      .filter((file) => file.endsWith('.graphql'))
+      .flatMap((file) => parse(readFileSync(path.join(folder, file), 'utf8')).definitions)
+      .flatMap((definition) => (definition.kind === Kind.OPERATION_DEFINITION && definition.name ? [definition.name.value] : []));
+    expect([...KNOWN_OPERATIONS].sort()).toEqual(names.sort());
+  });
+
+  /** The real server in `env`, with the admin key known; `stop` removes its data folder. */
+  async function startApp(env: Record<string, string>, nodeEnv: 'production' | 'development') {
+    const dataDir = makeDataDir();
+    const app = buildApp({
+      env: { FLASH_ADMIN_KEY: ADMIN_KEY, ...env },
+      config: { env: nodeEnv, host: '127.0.0.1', port: 0, dataDir },
+      logger: pino({ level: 'silent' }),
+    });
+    const started = await app.start();
+    return {
+      ...started,
+      origin: new URL(started.url).origin,
+      async stop() {
+        await app.stop();
+        rmSync(dataDir, { recursive: true, force: true });
+      },
+    };
+  }
+
+  const scrape = (url: string, headers: Record<string, string> = {}) =>
+    fetch(url, { headers }).then(async (response) => ({
+      status: response.status,
+      type: response.headers.get('content-type'),
+      text: await response.text(),
+    }));
+  const codeOf = (text: string) => (JSON.parse(text) as { errors: { extensions: { code: string } }[] }).errors[0]?.extensions.code;
+
+  it('in production, answer only the admin key on the main port: 401 without it, 403 with another', async () => {
+    const app = await startApp({}, 'production');
+    try {
+      const missing = await scrape(`${app.origin}/metrics`);
+      expect({ status: missing.status, code: codeOf(missing.text) }).toEqual({ status: 401, code: 'UNAUTHENTICATED' });
+      const wrong = await scrape(`${app.origin}/metrics`, { authorization: `Bearer ${ADMIN_KEY}x` });
+      expect({ status: wrong.status, code: codeOf(wrong.text) }).toEqual({ status: 403, code: 'FORBIDDEN' });
+      for (const answer of [missing, wrong]) expect(answer.text).not.toContain('flash_');
+      const allowed = await scrape(`${app.origin}/metrics`, { authorization: `Bearer ${ADMIN_KEY}` });
+      expect(allowed.status).toBe(200);
+      expect(allowed.text).toMatch(/^flash_training_queue_length 0$/m);
+      expect((await fetch(`${app.origin}/healthz`)).status).toBe(200);
+    } finally {
+      await app.stop();
+    }
+  });
+
+  it('stay open on the main port in development', async () => {
+    const app = await startApp({}, 'development');
+    try {
+      const open = await scrape(`${app.origin}/metrics`);
+      expect(open.status).toBe(200);
+      expect(open.text).toMatch(/^flash_training_queue_length 0$/m);
+    } finally {
+      await app.stop();
+    }
+  });
+
+  it('move to FLASH_METRICS_PORT when it is set, with /healthz and /readyz, and leave the main port', async () => {
+    const app = await startApp({ FLASH_METRICS_PORT: '0' }, 'production');
+    const metricsOrigin = `http://127.0.0.1:${app.metricsPort}`;
+    try {
+      expect(app.metricsPort).toEqual(expect.any(Number));
+      expect(app.metricsPort).not.toBe(Number(new URL(app.url).port));
+      await post(app.url, {
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query: 'query PlatformStatus { status { status } }' }),
+      });
+      const open = await scrape(`${metricsOrigin}/metrics`);
+      expect(open.status).toBe(200);
+      expect(open.text).toMatch(/^flash_graphql_request_duration_seconds_count\{operation="PlatformStatus",type="query"\} 1$/m);
+      expect((await fetch(`${metricsOrigin}/healthz`)).status).toBe(200);
+      expect(await (await fetch(`${metricsOrigin}/readyz`)).json()).toEqual({ status: 'ready', store: 'fs' });
+      const main = await scrape(`${app.origin}/metrics`, { authorization: `Bearer ${ADMIN_KEY}` });
+      expect(main.status).toBe(404);
+      expect(main.text).not.toContain('flash_');
+      expect((await fetch(`${app.origin}/healthz`)).status).toBe(200);
+    } finally {
+      await app.stop();
+    }
+    await expect(fetch(`${metricsOrigin}/healthz`)).rejects.toThrow();
+  });
 });

@@ -18,12 +18,11 @@ import { useServer } from 'graphql-ws/use/ws';
 import pino, { type Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 
-import type { Registry } from 'prom-client';
-
 import type { Context } from '../../resolvers/context';
 import { type Config, type ConfigOverrides, loadConfig } from '../config';
 import { DocumentLoader } from '../documents';
 import { ErrorCode } from '../errors';
+import { operationLabeller } from '../observability/operation-labels';
 import { createStore, type ObjectStore } from '../store';
 import { UnreachableCaseError } from '../unreachable';
 import { type AdminKeySource, AdminKeyVerifier, deriveKey, resolveAdminKey } from './admin-key';
@@ -32,6 +31,7 @@ import { downloadsRouter } from './downloads.route';
 import { formatError, logOperationErrors } from './format-error';
 import { closeConnectionAfterUploads, graphqlUploads, originOf, requestErrorHandler, requestLogging } from './http';
 import { drainWebSockets, observabilityPlugin } from './plugins';
+import { listenProbes, type MetricsAccess, mountProbes, type ProbeServer } from './probes';
 import { buildSchema } from './schema';
 import { createPlatform } from './services';
 
@@ -58,15 +58,13 @@ export interface App {
   readonly logger: Logger;
   readonly store: ObjectStore;
   /** Initialises the store (first start writes the seed's documents), then listens. */
-  start(): Promise<{ url: string; port: number; adminKey: AdminKeySource }>;
+  start(): Promise<{ url: string; port: number; adminKey: AdminKeySource; metricsPort: number | undefined }>;
   /** Stops accepting work, drains HTTP and WebSocket connections, closes the store. */
   stop(): Promise<void>;
 }
 
 /** How long `stop()` lets in-flight HTTP requests finish before closing their sockets. */
 const STOP_GRACE_PERIOD_MILLIS = 10_000;
-/** How long `/readyz` waits for the store before answering 503. */
-const READINESS_TIMEOUT_MILLIS = 2_000;
 
 /**
  * Wires the platform (`createPlatform`) to HTTP: GraphQL over HTTP and graphql-ws on
@@ -81,6 +79,7 @@ export function buildApp(options: AppOptions = {}): App {
   let state: AppState = { state: 'idle' };
   let httpServer: Server | undefined;
   let apollo: ApolloServer<Context> | undefined;
+  let metricsServer: ProbeServer | undefined;
 
   async function start() {
     if (state.state !== 'idle') throw new Error(`Cannot start an app that is ${state.state}`);
@@ -90,6 +89,7 @@ export function buildApp(options: AppOptions = {}): App {
     } catch (error) {
       // Leave nothing half-open: a failed start releases what it took, and cannot be retried.
       await apollo?.stop().catch(() => undefined);
+      await metricsServer?.close();
       await platform.stop();
       httpServer?.close();
       await store.close();
@@ -103,7 +103,8 @@ export function buildApp(options: AppOptions = {}): App {
     const services = platform.withDownloads(deriveKey(adminKey.key, 'flash download links'));
     await platform.documents.initialize();
     platform.start();
-    const schema = await buildSchema({ pubsub: platform.pubsub, admin: new AdminKeyVerifier(adminKey.key) });
+    const admin = new AdminKeyVerifier(adminKey.key);
+    const schema = await buildSchema({ pubsub: platform.pubsub, admin });
 
     const makeContext = (authorization: unknown, origin: string, requestLogger: Logger): Context => ({
       services,
@@ -178,7 +179,7 @@ export function buildApp(options: AppOptions = {}): App {
         drainWebSockets(async () => {
           await wsCleanup.dispose();
         }),
-        observabilityPlugin(platform.metrics),
+        observabilityPlugin(platform.metrics, operationLabeller(schema)),
         ...armor.plugins,
         config.env === 'production'
           ? ApolloServerPluginLandingPageProductionDefault({ footer: false })
@@ -188,7 +189,8 @@ export function buildApp(options: AppOptions = {}): App {
     await apollo.start();
 
     app.use(requestLogging(logger));
-    mountProbes(app, store, platform.metrics.registry, logger);
+    const probes = { store, registry: platform.metrics.registry, logger };
+    mountProbes(app, { ...probes, metrics: metricsAccess(config, admin) });
     // Room for one base64 image in the JSON body (4 characters per 3 bytes) besides the query.
     const bodyLimit = Math.ceil((config.inference.maxImageBytes * 4) / 3) + 1024 * 1024;
     app.use(downloadsRouter(services.downloads, logger));
@@ -216,11 +218,15 @@ export function buildApp(options: AppOptions = {}): App {
       });
     });
     const { port } = server.address() as AddressInfo;
+    if (config.metricsPort !== undefined) {
+      metricsServer = await listenProbes({ ...probes, metrics: { kind: 'open' }, port: config.metricsPort, host: config.host });
+    }
+    const metricsPort = metricsServer?.port;
     const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}/graphql`;
     state = { state: 'listening', url, port };
-    logger.info({ url, store: store.kind, env: config.env }, 'Flash API listening');
-    return { url, port, adminKey };
+    logger.info({ url, store: store.kind, env: config.env, metricsPort }, 'Flash API listening');
+    return { url, port, adminKey, metricsPort };
   }
 
   async function stop() {
@@ -236,6 +242,7 @@ export function buildApp(options: AppOptions = {}): App {
         // Apollo's drain plugins stop new connections, let in-flight requests finish and close
         // the WebSocket server; then the background work stops and the store's sockets go.
         await apollo?.stop();
+        await metricsServer?.close();
         await platform.stop();
         await store.close();
         state = { state: 'stopped' };
@@ -249,32 +256,13 @@ export function buildApp(options: AppOptions = {}): App {
   return { config, logger, store, start, stop };
 }
 
-/** `/healthz` (the process is up), `/readyz` (the store answers) and `/metrics` (Prometheus). */
-function mountProbes(app: express.Express, store: ObjectStore, registry: Registry, logger: Logger): void {
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
-  app.get('/readyz', async (_req, res) => {
-    try {
-      await withTimeout(store.ping(), READINESS_TIMEOUT_MILLIS);
-      res.json({ status: 'ready', store: store.kind });
-    } catch (error) {
-      logger.warn({ err: error }, 'Readiness check failed: store unreachable');
-      res.status(503).json({ status: 'unavailable', store: store.kind });
-    }
-  });
-  app.get('/metrics', async (_req, res) => {
-    res.setHeader('content-type', registry.contentType);
-    res.send(await registry.metrics());
-  });
-}
-
-function withTimeout<T>(promise: Promise<T>, millis: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${millis} ms`)), millis);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+/**
+ * `/metrics` on the main port: absent when it has a port of its own (`FLASH_METRICS_PORT`, for
+ * an internal network), behind the admin key in production, open in development.
+ */
+function metricsAccess(config: Config, admin: AdminKeyVerifier): MetricsAccess {
+  if (config.metricsPort !== undefined) return { kind: 'elsewhere' };
+  return config.env === 'production' ? { kind: 'admin', admin } : { kind: 'open' };
 }
 
 /** The error with Apollo's code for its kind, as Apollo gives it over HTTP. */
