@@ -75,6 +75,7 @@ const envSchema = z
     FLASH_MAX_QUERY_COST: z.coerce.number().int().positive().default(5000),
     FLASH_MAX_QUERY_ALIASES: z.coerce.number().int().positive().default(15),
     FLASH_MAX_QUERY_TOKENS: z.coerce.number().int().positive().default(2000),
+    FLASH_MAX_SUBSCRIPTIONS_PER_CONNECTION: z.coerce.number().int().positive().default(100),
     AWS_REGION: z.string().min(1).optional(),
     AWS_DEFAULT_REGION: z.string().min(1).optional(),
     AWS_ENDPOINT_URL_S3: httpUrl.optional(),
@@ -224,6 +225,8 @@ export interface Config {
   models: ModelsConfig;
   inference: InferenceConfig;
   queryLimits: QueryLimits;
+  /** Most operations one WebSocket connection may run at a time. Default `100`. */
+  maxSubscriptionsPerConnection: number;
 }
 
 export class ConfigError extends Error {
@@ -286,6 +289,7 @@ export function loadConfig(
     host: e.HOST,
     port: e.PORT,
     metricsPort: e.FLASH_METRICS_PORT,
+    maxSubscriptionsPerConnection: e.FLASH_MAX_SUBSCRIPTIONS_PER_CONNECTION,
     logLevel: e.LOG_LEVEL,
     adminKey: e.FLASH_ADMIN_KEY,
     introspection: e.FLASH_INTROSPECTION ?? nodeEnv !== 'production',

@@ -3,14 +3,16 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 import { Kind, parse } from 'graphql';
+import { type Client, createClient } from 'graphql-ws';
 import pino from 'pino';
+import WebSocket from 'ws';
 
 import { KNOWN_OPERATIONS } from '../src/observability/operation-labels';
 import { buildApp } from '../src/server/app';
 import { ADMIN_KEY, makeDataDir, startTestServer, type TestServer } from './helpers/server';
 import { sentimentCsv } from './helpers/training';
 import { GatedStore } from './hostile/gated-store';
-import { type Answer, graphql, post, readJson, type Submitted, submit } from './hostile/requests';
+import { type Answer, graphql, post, readJson, type Submitted, submit, waitUntil } from './hostile/requests';
 
 /**
  * Issue 11, "No one can exhaust the server": through the real server, requests built to make it
@@ -209,5 +211,129 @@ describe('/metrics', () => {
       await app.stop();
     }
     await expect(fetch(`${metricsOrigin}/healthz`)).rejects.toThrow();
+  });
+});
+
+describe('a WebSocket connection', () => {
+  const MAX_SUBSCRIPTIONS = 3;
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({
+      env: { FLASH_MAX_SUBSCRIPTIONS_PER_CONNECTION: String(MAX_SUBSCRIPTIONS) },
+      // A 1 MiB image limit makes the body limit 1 MiB × 4/3 + 1 MiB (room for one base64 image).
+      config: { inference: { maxImageBytes: MiB } },
+    });
+  });
+  afterAll(() => server.stop());
+
+  const wsUrl = () => server.url.replace(/^http/, 'ws');
+  const wsClient = () => createClient({ url: wsUrl(), webSocketImpl: WebSocket, retryAttempts: 0 });
+
+  /** A subscription's events and errors as they arrive, and how to complete it. */
+  function watch(client: Client, query: string) {
+    const watched = { events: [] as unknown[], errors: [] as unknown[], complete: () => undefined as void };
+    watched.complete = client.subscribe(
+      { query },
+      { next: (value) => watched.events.push(value), error: (error) => watched.errors.push(error), complete: () => undefined },
+    );
+    return watched;
+  }
+
+  /** A query over a new graphql-ws connection: the server still serves WebSockets. */
+  async function queryOverWebSocket() {
+    const client = wsClient();
+    try {
+      return await new Promise<unknown>((resolve, reject) => {
+        client.subscribe({ query: STATUS }, { next: resolve, error: reject, complete: () => undefined });
+      });
+    } finally {
+      await client.dispose();
+    }
+  }
+
+  /** A graphql-ws connection spoken by hand, acknowledged, with the messages it received. */
+  async function rawConnection() {
+    const socket = new WebSocket(wsUrl(), 'graphql-transport-ws');
+    const messages: { id?: string; type: string; payload?: unknown }[] = [];
+    socket.on('message', (data) => messages.push(JSON.parse(String(data))));
+    const closed = new Promise<number>((resolve) => socket.on('close', (code) => resolve(code)));
+    await new Promise((resolve) => socket.once('open', resolve));
+    socket.send(JSON.stringify({ type: 'connection_init' }));
+    await waitUntil(() => messages.some((message) => message.type === 'connection_ack'), 5_000, 'connection_ack');
+    return { socket, messages, closed };
+  }
+
+  it('is closed with 1009 for a frame over the body limit, and the server goes on serving', async () => {
+    const { socket, messages, closed } = await rawConnection();
+    try {
+      // 4 MiB: over the 2.3 MiB body limit, far under ws's own default of 100 MiB.
+      const padding = 'x'.repeat(4 * MiB);
+      socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: STATUS, variables: { padding } } }));
+      let timer: NodeJS.Timeout | undefined;
+      const stillOpen = new Promise<string>((resolve) => {
+        timer = setTimeout(() => resolve('still open'), 10_000);
+      });
+      const code = await Promise.race([closed, stillOpen]).finally(() => clearTimeout(timer));
+      expect(code).toBe(1009);
+      expect(messages.map((message) => message.type)).toEqual(['connection_ack']);
+    } finally {
+      socket.terminate();
+    }
+    expect(await queryOverWebSocket()).toEqual({ data: { status: { status: 'SLEEPING' } } });
+    expect((await graphql(server, STATUS)).data).toEqual({ status: { status: 'SLEEPING' } });
+  });
+
+  it('admits the first FLASH_MAX_SUBSCRIPTIONS_PER_CONNECTION of a burst of 200 subscribe frames', async () => {
+    const { socket, messages } = await rawConnection();
+    try {
+      for (let i = 0; i < 200; i++) {
+        socket.send(JSON.stringify({ id: String(i), type: 'subscribe', payload: { query: 'subscription { statusChanged { devMode } }' } }));
+      }
+      const errors = () => messages.filter((message) => message.type === 'error');
+      await waitUntil(() => errors().length === 200 - MAX_SUBSCRIPTIONS, 10_000, 'the refusals');
+      const refused = errors().map((message) => message.id);
+      expect(new Set(refused)).toEqual(new Set(Array.from({ length: 200 - MAX_SUBSCRIPTIONS }, (_, i) => String(i + MAX_SUBSCRIPTIONS))));
+      const codes = new Set(errors().flatMap((message) => (message.payload as { extensions: { code: string } }[]).map((e) => e.extensions.code)));
+      expect(codes).toEqual(new Set(['TOO_MANY_SUBSCRIPTIONS']));
+
+      await graphql(server, 'mutation { setCleanup(active: true) { cleanupActive } }', { key: ADMIN_KEY });
+      const next = () => messages.filter((message) => message.type === 'next').map((message) => message.id);
+      await waitUntil(() => next().length === MAX_SUBSCRIPTIONS, 5_000, 'events on the admitted subscriptions');
+      expect(next().sort()).toEqual(['0', '1', '2']);
+    } finally {
+      socket.terminate();
+    }
+  });
+
+  it(`refuses a subscription over FLASH_MAX_SUBSCRIPTIONS_PER_CONNECTION with TOO_MANY_SUBSCRIPTIONS, keeping the others`, async () => {
+    const client = wsClient();
+    const changeStatus = (active: boolean) =>
+      graphql(server, `mutation { setCleanup(active: ${active}) { cleanupActive } }`, { key: ADMIN_KEY });
+    try {
+      const STATUS_CHANGED = 'subscription { statusChanged { cleanupActive } }';
+      const admitted = Array.from({ length: MAX_SUBSCRIPTIONS }, () => watch(client, STATUS_CHANGED));
+      const refused = watch(client, STATUS_CHANGED);
+      await waitUntil(() => refused.errors.length === 1, 5_000, 'the refusal');
+      const codes = (refused.errors[0] as { extensions?: { code?: string } }[]).map((error) => error.extensions?.code);
+      expect(codes).toEqual(['TOO_MANY_SUBSCRIPTIONS']);
+
+      await changeStatus(false);
+      await waitUntil(() => admitted.every((watched) => watched.events.length === 1), 5_000, 'an event on each');
+      expect(admitted.flatMap((watched) => watched.errors)).toEqual([]);
+
+      // Completing one frees its slot at once.
+      admitted[0]!.complete();
+      const next = watch(client, STATUS_CHANGED);
+      await changeStatus(true);
+      await waitUntil(() => next.events.length === 1 && admitted[2]!.events.length === 2, 5_000, 'the next event');
+      expect(next.errors).toEqual([]);
+      expect(admitted[0]!.events).toHaveLength(1);
+      expect(next.events).toEqual([{ data: { statusChanged: { cleanupActive: true } } }]);
+
+      // Another connection has slots of its own.
+      expect(await queryOverWebSocket()).toEqual({ data: { status: { status: 'SLEEPING' } } });
+    } finally {
+      await client.dispose();
+    }
   });
 });

@@ -21,7 +21,7 @@ import { WebSocketServer } from 'ws';
 import type { Context } from '../../resolvers/context';
 import { type Config, type ConfigOverrides, loadConfig } from '../config';
 import { DocumentLoader } from '../documents';
-import { ErrorCode } from '../errors';
+import { ErrorCode, TooManySubscriptionsError } from '../errors';
 import { operationLabeller } from '../observability/operation-labels';
 import { createStore, type ObjectStore } from '../store';
 import { UnreachableCaseError } from '../unreachable';
@@ -34,6 +34,7 @@ import { drainWebSockets, observabilityPlugin } from './plugins';
 import { listenProbes, type MetricsAccess, mountProbes, type ProbeServer } from './probes';
 import { buildSchema } from './schema';
 import { createPlatform } from './services';
+import { logWebSocketErrors, SubscriptionLimit } from './websocket-limits';
 
 export interface AppOptions {
   /** Environment to read the configuration from. Default: `process.env`. */
@@ -132,16 +133,23 @@ export function buildApp(options: AppOptions = {}): App {
     }).protect();
     const validationRules = [...specifiedRules, ...armor.validationRules];
     const parseOptions = { maxTokens: config.queryLimits.tokens };
+    // Room for one base64 image in the JSON body (4 characters per 3 bytes) besides the query.
+    const bodyLimit = Math.ceil((config.inference.maxImageBytes * 4) / 3) + 1024 * 1024;
 
-    const wsServer = new WebSocketServer({ server, path: '/graphql' });
+    // The body limit holds for a WebSocket frame too: ws closes the connection with 1009 as soon
+    // as a frame header announces more, before buffering it.
+    const wsServer = new WebSocketServer({ server, path: '/graphql', maxPayload: bodyLimit });
+    const subscriptionLimit = new SubscriptionLimit(config.maxSubscriptionsPerConnection);
     const wsCleanup = useServer<{ authorization?: unknown }, { logger?: Logger }>(
       {
         schema,
         // Subscriptions authenticate with `{ authorization: "Bearer …" }` in connection params.
         context: (ctx) =>
           makeContext(ctx.connectionParams?.authorization, originOf(ctx.extra.request), logger.child({ ws: true })),
-        // The same operation limits as over HTTP (graphql-ws validates again after this: cheap).
-        onSubscribe: (_ctx, _id, payload) => {
+        // A cap on the operations one connection runs, then the same operation limits as over
+        // HTTP (graphql-ws validates again after this: cheap).
+        onSubscribe: (ctx, id, payload) => {
+          if (!subscriptionLimit.admit(ctx, id)) return [new TooManySubscriptionsError(config.maxSubscriptionsPerConnection)];
           let document: DocumentNode;
           try {
             document = parse(payload.query, parseOptions);
@@ -164,6 +172,7 @@ export function buildApp(options: AppOptions = {}): App {
       },
       wsServer,
     );
+    logWebSocketErrors(wsServer, logger);
 
     apollo = new ApolloServer<Context>({
       schema,
@@ -191,8 +200,6 @@ export function buildApp(options: AppOptions = {}): App {
     app.use(requestLogging(logger));
     const probes = { store, registry: platform.metrics.registry, logger };
     mountProbes(app, { ...probes, metrics: metricsAccess(config, admin) });
-    // Room for one base64 image in the JSON body (4 characters per 3 bytes) besides the query.
-    const bodyLimit = Math.ceil((config.inference.maxImageBytes * 4) / 3) + 1024 * 1024;
     app.use(downloadsRouter(services.downloads, logger));
     app.use(
       '/graphql',
