@@ -8,9 +8,10 @@ import pino from 'pino';
 import WebSocket from 'ws';
 
 import { KNOWN_OPERATIONS } from '../src/observability/operation-labels';
+import { withoutSuggestions } from '../src/server/format-error';
 import { buildApp } from '../src/server/app';
 import { ADMIN_KEY, makeDataDir, startTestServer, type TestServer } from './helpers/server';
-import { sentimentCsv } from './helpers/training';
+import { sentimentCsv, textInput } from './helpers/training';
 import { GatedStore } from './hostile/gated-store';
 import { type Answer, graphql, post, readJson, type Submitted, submit, waitUntil } from './hostile/requests';
 
@@ -335,5 +336,78 @@ describe('a WebSocket connection', () => {
     } finally {
       await client.dispose();
     }
+  });
+});
+
+describe('suggestions', () => {
+  const LITERAL = 'mutation { downloadModel(token: "x", format: ONN) { url } }';
+  const VARIABLE = 'mutation($f: ModelFormat!) { downloadModel(token: "x", format: $f) { url } }';
+  const INPUT_FIELD = 'mutation($i: TrainingInput!) { submitTraining(input: $i) { token } }';
+  const FIELD = '{ statu { status } }';
+
+  /** Every error message of `query`, over HTTP and over graphql-ws. */
+  async function messages(server: TestServer, query: string, variables?: Record<string, unknown>) {
+    const overHttp = await graphql(server, query, variables ? { variables } : {});
+    const client = createClient({ url: server.url.replace(/^http/, 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
+    try {
+      const overWs = await new Promise<unknown>((resolve) => {
+        client.subscribe({ query, ...(variables ? { variables } : {}) }, { next: resolve, error: resolve, complete: () => undefined });
+      });
+      const wsErrors = (Array.isArray(overWs) ? overWs : ((overWs as { errors?: unknown[] }).errors ?? [])) as { message: string }[];
+      return [...(overHttp.errors ?? []), ...wsErrors].map((error) => error.message);
+    } finally {
+      await client.dispose();
+    }
+  }
+
+  const CASES: [string, string, Record<string, unknown> | undefined, RegExp][] = [
+    ['an enum value in the query', LITERAL, undefined, /the enum value "ONNX"/],
+    ['an enum value in a variable', VARIABLE, { f: 'ONN' }, /the enum value "ONNX"/],
+    ['an enum value inside an input variable', INPUT_FIELD, { i: { ...textInput(), model: 'GR' } }, /the enum value "GRU"/],
+    ['a field', FIELD, undefined, /"status"/],
+  ];
+
+  describe('in production', () => {
+    let server: TestServer;
+    beforeAll(async () => {
+      server = await startTestServer({ config: { env: 'production', introspection: false } });
+    });
+    afterAll(() => server.stop());
+
+    it.each(CASES)('are hidden for %s, over HTTP and WebSocket', async (_name, query, variables, suggestion) => {
+      const seen = await messages(server, query, variables);
+      expect(seen).toHaveLength(2);
+      for (const message of seen) {
+        expect(message).not.toMatch(/Did you mean/);
+        expect(message).not.toMatch(suggestion);
+      }
+    });
+  });
+
+  it('are cut from messages however graphql-js words them, the rest kept', () => {
+    const cut = (message: string) => withoutSuggestions({ message }).message;
+    expect(
+      cut('Variable "$f" got invalid value "ONN"; Value "ONN" does not exist in "ModelFormat" enum. Did you mean the enum value "ONNX"?'),
+    ).toBe('Variable "$f" got invalid value "ONN"; Value "ONN" does not exist in "ModelFormat" enum.');
+    expect(cut('Unknown argument "tokn" on field "Query.model". Did you mean "token"?')).toBe(
+      'Unknown argument "tokn" on field "Query.model".',
+    );
+    expect(cut('Cannot query field "x" on type "Model". Did you mean "a", "b", or "c"?')).toBe('Cannot query field "x" on type "Model".');
+    expect(cut('No model is deployed under this token.')).toBe('No model is deployed under this token.');
+  });
+
+  describe('in development', () => {
+    let server: TestServer;
+    beforeAll(async () => {
+      server = await startTestServer({ config: { env: 'development' } });
+    });
+    afterAll(() => server.stop());
+
+    it.each(CASES.filter(([, query]) => query !== VARIABLE && query !== INPUT_FIELD))(
+      'are shown for %s',
+      async (_name, query, variables, suggestion) => {
+        for (const message of await messages(server, query, variables)) expect(message).toMatch(suggestion);
+      },
+    );
   });
 });

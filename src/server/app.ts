@@ -28,7 +28,7 @@ import { UnreachableCaseError } from '../unreachable';
 import { type AdminKeySource, AdminKeyVerifier, deriveKey, resolveAdminKey } from './admin-key';
 import { bearerFrom } from './auth';
 import { downloadsRouter } from './downloads.route';
-import { formatError, logOperationErrors } from './format-error';
+import { formatError, logOperationErrors, withoutSuggestions } from './format-error';
 import { closeConnectionAfterUploads, graphqlUploads, originOf, requestErrorHandler, requestLogging } from './http';
 import { drainWebSockets, observabilityPlugin } from './plugins';
 import { listenProbes, type MetricsAccess, mountProbes, type ProbeServer } from './probes';
@@ -121,16 +121,20 @@ export function buildApp(options: AppOptions = {}): App {
     const server = createServer(app);
     httpServer = server;
 
-    // Depth, cost and alias limits, and no field suggestions (which reveal the schema when
-    // introspection is off); batched HTTP requests stay refused, as is Apollo's default. The
-    // token limit is graphql-js's own parse option, so that it answers as a parse error (400).
+    // Depth, cost and alias limits; batched HTTP requests stay refused, as is Apollo's default.
+    // The token limit is graphql-js's own parse option, so that it answers as a parse error
+    // (400). No suggestions (which reveal the schema when introspection is off): Armor's
+    // blockFieldSuggestion misses enum values and WebSocket, `withoutSuggestions` does not.
     const armor = new ApolloArmor({
       maxDepth: { n: config.queryLimits.depth, ignoreIntrospection: true },
       costLimit: { maxCost: config.queryLimits.cost, ignoreIntrospection: true },
       maxAliases: { n: config.queryLimits.aliases },
       maxTokens: { enabled: false },
-      blockFieldSuggestion: { enabled: !config.introspection },
+      blockFieldSuggestion: { enabled: false },
     }).protect();
+    const formatErrorOut: typeof formatError = config.introspection
+      ? formatError
+      : (formatted, error) => withoutSuggestions(formatError(formatted, error));
     const validationRules = [...specifiedRules, ...armor.validationRules];
     const parseOptions = { maxTokens: config.queryLimits.tokens };
     // Room for one base64 image in the JSON body (4 characters per 3 bytes) besides the query.
@@ -163,11 +167,11 @@ export function buildApp(options: AppOptions = {}): App {
         onNext: (_ctx, _id, _payload, _args, result) => {
           if (!result.errors) return result;
           logOperationErrors(logger, result.errors);
-          return { ...result, errors: result.errors.map((error) => formatError(error.toJSON(), error)) };
+          return { ...result, errors: result.errors.map((error) => formatErrorOut(error.toJSON(), error)) };
         },
         onError: (_ctx, _id, _payload, errors) => {
           logOperationErrors(logger, errors);
-          return errors.map((error) => formatError(error.toJSON(), error));
+          return errors.map((error) => formatErrorOut(error.toJSON(), error));
         },
       },
       wsServer,
@@ -181,7 +185,7 @@ export function buildApp(options: AppOptions = {}): App {
       allowBatchedHttpRequests: false,
       validationRules: armor.validationRules,
       parseOptions,
-      formatError,
+      formatError: formatErrorOut,
       stopOnTerminationSignals: false,
       plugins: [
         ApolloServerPluginDrainHttpServer({ httpServer: server, stopGracePeriodMillis: STOP_GRACE_PERIOD_MILLIS }),
