@@ -45,6 +45,7 @@ const envSchema = z
     NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
     HOST: z.string().min(1).default('0.0.0.0'),
     PORT: z.coerce.number().int().min(0).max(65_535).default(4000),
+    FLASH_METRICS_PORT: z.coerce.number().int().min(0).max(65_535).optional(),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     FLASH_STORE: z.enum(['fs', 's3']).default('fs'),
     FLASH_DATA_DIR: z.string().min(1).default('./data'),
@@ -96,6 +97,7 @@ const envSchema = z
     FLASH_MAX_QUERY_COST: z.coerce.number().int().positive().default(5000),
     FLASH_MAX_QUERY_ALIASES: z.coerce.number().int().positive().default(15),
     FLASH_MAX_QUERY_TOKENS: z.coerce.number().int().positive().default(2000),
+    FLASH_MAX_SUBSCRIPTIONS_PER_CONNECTION: z.coerce.number().int().positive().default(100),
     AWS_REGION: z.string().min(1).optional(),
     AWS_DEFAULT_REGION: z.string().min(1).optional(),
     AWS_ENDPOINT_URL_S3: httpUrl.optional(),
@@ -256,6 +258,11 @@ export interface Config {
   host: string;
   /** TCP port; `0` picks a free one. Default `4000`. */
   port: number;
+  /**
+   * A port of its own for `/metrics` (with `/healthz` and `/readyz`), for an internal network;
+   * `/metrics` then leaves the main port. `0` picks a free one. Default: none.
+   */
+  metricsPort: number | undefined;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   store: StoreConfig;
   /** Local folder for the fs store and for server-private files such as a generated admin key. */
@@ -278,6 +285,8 @@ export interface Config {
   role: Role;
   /** The distributed mode's Redis: events go through it. `undefined`: everything in this process. */
   redis: RedisConfig | undefined;
+  /** Most operations one WebSocket connection may run at a time. Default `100`. */
+  maxSubscriptionsPerConnection: number;
 }
 
 export class ConfigError extends Error {
@@ -339,6 +348,8 @@ export function loadConfig(
     env: nodeEnv,
     host: e.HOST,
     port: e.PORT,
+    metricsPort: e.FLASH_METRICS_PORT,
+    maxSubscriptionsPerConnection: e.FLASH_MAX_SUBSCRIPTIONS_PER_CONNECTION,
     logLevel: e.LOG_LEVEL,
     adminKey: e.FLASH_ADMIN_KEY,
     introspection: e.FLASH_INTROSPECTION ?? nodeEnv !== 'production',

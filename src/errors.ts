@@ -17,6 +17,8 @@ export enum ErrorCode {
   MAINTENANCE = 'MAINTENANCE',
   /** The training queue is full (or, with no queue, a job is running). */
   SERVER_BUSY = 'SERVER_BUSY',
+  /** A WebSocket connection already runs as many operations as one connection may. */
+  TOO_MANY_SUBSCRIPTIONS = 'TOO_MANY_SUBSCRIPTIONS',
   /** A platform document in the store does not match its schema. */
   DOCUMENT_INVALID = 'DOCUMENT_INVALID',
   /** The object store could not be reached or refused the request. */
@@ -94,6 +96,15 @@ export class MaintenanceError extends AppError {
 export class ServerBusyError extends AppError {
   constructor(message = 'The training server is busy; try again later.') {
     super(message, { code: ErrorCode.SERVER_BUSY });
+  }
+}
+
+export class TooManySubscriptionsError extends AppError {
+  constructor(max: number) {
+    super(
+      `This connection already runs ${max} subscriptions, the most one connection may; complete one before starting another.`,
+      { code: ErrorCode.TOO_MANY_SUBSCRIPTIONS },
+    );
   }
 }
 

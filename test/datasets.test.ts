@@ -4,6 +4,7 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   statSync,
@@ -12,6 +13,7 @@ import {
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { crc32 } from 'node:zlib';
 
 import sharp from 'sharp';
 
@@ -39,7 +41,6 @@ const LIMITS: DatasetLimits = {
   maxUploadBytes: 1024 * KiB,
   maxZipEntries: 40,
   maxZipUncompressedBytes: 512 * KiB,
-  maxZipCompressionRatio: 20,
   maxImagePixels: 64 * 64,
   maxCsvRows: 20,
   maxCsvBytes: 64 * KiB,
@@ -195,9 +196,39 @@ describe('image ZIP', () => {
     await expectRefusal(ingestZip(images('cats', 41)), 'dataset', /holds 41 entries; at most 40/);
   });
 
-  it('refuses an entry whose header declares a bomb-like compression ratio', async () => {
-    const bomb = { name: 'cats/3.png', data: Buffer.alloc(256 * KiB) };
-    await expectRefusal(ingestZip([...twoClasses(), bomb]), 'dataset', /"cats\/3\.png" expands .* to 256 KiB/, /bomb/);
+  /** Files extracted into the staging folder so far. */
+  const extracted = () => readdirSync(stagingDir, { recursive: true, encoding: 'utf8' }).filter((file) => /image-\d+$/.test(file));
+
+  it('refuses a bomb by the bytes it would inflate, before inflating any', async () => {
+    const bomb = { name: 'cats/3.png', data: Buffer.alloc(1024 * KiB) };
+    await expectRefusal(ingestZip([...twoClasses(), bomb]), 'dataset', /add up to 1 MiB uncompressed; at most 512 KiB/);
+    expect(extracted()).toEqual([]);
+  });
+
+  it('accepts an image that deflates far more than 100:1, an uncompressed TIFF of one colour', async () => {
+    const tiff = await sharp({ create: { width: 256, height: 256, channels: 3, background: '#ffffff' } })
+      .tiff({ compression: 'none' })
+      .toBuffer();
+    const specs = [...twoClasses(), { name: 'dogs/scan.tif', data: tiff }];
+    expect(tiff.length / zip(specs).length).toBeGreaterThan(100); // the whole archive, the TIFF alone far more
+    const limits = { ...LIMITS, maxImagePixels: 256 * 256, maxClassBytes: 256 * KiB };
+    const dataset = await ingestZip(specs, limits);
+    expect(dataset.classes.map((c) => c.images.length)).toEqual([2, 3]);
+  });
+
+  it('refuses entries that share one data stream, before inflating any', async () => {
+    const shared = [2, 3].map((i) => ({ name: `cats/${i}.png`, sharesDataWith: 0 }));
+    await expectRefusal(
+      ingestZip([{ name: 'cats/1.png', data: png }, ...shared, ...images('dogs', 2)]),
+      'dataset',
+      /entries "cats\/1\.png" and "cats\/2\.png" overlap/,
+    );
+    expect(extracted()).toEqual([]);
+  });
+
+  it('refuses an entry whose CRC-32 does not match its data, naming it', async () => {
+    const damaged = { name: 'dogs/3.png', data: png, crc: (crc32(png) ^ 1) >>> 0 };
+    await expectRefusal(ingestZip([...twoClasses(), damaged]), 'dataset', /"dogs\/3\.png" is damaged: its CRC-32/);
   });
 
   it('refuses a ZIP whose files add up to more than the uncompressed limit', async () => {
@@ -297,7 +328,7 @@ describe('image ZIP', () => {
   });
 
   it('caps the list of unusable files in the message', async () => {
-    const limits = { ...LIMITS, maxImagesPerClass: 20, maxZipCompressionRatio: 1000 };
+    const limits = { ...LIMITS, maxImagesPerClass: 20 };
     const bad = Array.from({ length: 12 }, (_, i) => ({ name: `cats/bad-${i}.jpg`, data: `not an image ${i}` }));
     const refusal = await expectRefusal(
       ingestZip([...bad, ...images('dogs', 2)], limits),

@@ -20,8 +20,6 @@ export interface DatasetLimits {
   maxZipEntries: number;
   /** Most bytes the extracted images of a ZIP may add up to. Default `200 MiB`. */
   maxZipUncompressedBytes: number;
-  /** Highest uncompressed:compressed ratio, per entry and for the whole ZIP. Default `100`. */
-  maxZipCompressionRatio: number;
   /** Most pixels in one image (one frame); decompression-bomb guard. Default `40_000_000`. */
   maxImagePixels: number;
   /** Most CSV rows, counted after empty rows are dropped. Default `10_000`. */
@@ -48,7 +46,6 @@ export const DEFAULT_DATASET_LIMITS: Readonly<DatasetLimits> = Object.freeze({
   maxUploadBytes: 110 * MiB,
   maxZipEntries: 2_000,
   maxZipUncompressedBytes: 200 * MiB,
-  maxZipCompressionRatio: 100,
   maxImagePixels: DEFAULT_MAX_INPUT_PIXELS,
   maxCsvRows: 10_000,
   maxCsvBytes: 20 * MiB,

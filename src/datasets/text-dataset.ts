@@ -3,10 +3,9 @@ import { createReadStream } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { CsvError, parse } from 'csv-parse';
-
 import { BadUserInputError } from '../errors';
 import { checkClassCount, checkClassName, classKey, compareNames } from './class-names';
+import { CsvRecordReader, CsvSyntaxError } from './csv-records';
 import type { DatasetLimits } from './limits';
 import { characterLength, formatBytes, formatCount, listCapped, plural, quote } from './messages';
 import { receiveUpload, saveUpload, type UploadInput, uploadName } from './uploads';
@@ -46,7 +45,7 @@ interface LabelSeen {
 }
 
 /**
- * Ingests a CSV of `input,label` rows: UTF-8 (a BOM is fine), comma-separated, CRLF or LF line
+ * Ingests a CSV of `input,label` rows: UTF-8 (a BOM is fine), comma-separated, CRLF, LF or CR line
  * ends, RFC 4180 quoting (commas and line breaks inside quotes). The header is matched
  * ignoring case and order; other columns are ignored. Rows whose input or label is blank are
  * dropped, as the original platform did. Row numbers in messages count the header as row 1,
@@ -76,43 +75,42 @@ export async function ingestTextCsv(
   let columns: Columns | undefined;
   let dataRows = 0;
   let rowNumber = 0;
-  // The parser is iterated directly (not as a pipeline's last stage) so that a refusal thrown
-  // mid-file reaches the caller as itself; leaving the loop destroys the parser, and the file
-  // stream is closed in `finally`.
-  const source = createReadStream(csvPath);
-  // relax_quotes: a quote inside an unquoted cell (`he said "hi"`) is text, not an error.
-  // relax_column_count: short rows lack an input or label and are dropped like empty ones.
-  const parser = source.pipe(
-    parse({ bom: true, relax_quotes: true, relax_column_count: true, skip_empty_lines: false }),
-  );
-  source.once('error', (error) => parser.destroy(error));
-  try {
-    for await (const record of parser as AsyncIterable<string[]>) {
-      rowNumber++;
-      if (record.every((cell) => cell.trim() === '')) continue;
-      if (!columns) {
-        columns = findColumns(record, name);
-        continue;
-      }
-      dataRows++;
-      const input = record[columns.input] ?? '';
-      const rawLabel = record[columns.label] ?? '';
-      if (input.trim() === '' || rawLabel.trim() === '') continue;
-      if (rows.length === limits.maxCsvRows) {
-        throw new BadUserInputError(`${FIELD}: the CSV has more than ${formatCount(limits.maxCsvRows)} rows`, FIELD);
-      }
-      if (input.length > limits.maxTextLength && characterLength(input) > limits.maxTextLength) {
-        throw new BadUserInputError(
-          `${FIELD}: row ${rowNumber}: the input is ${formatCount(characterLength(input))} characters long; ` +
-            `at most ${formatCount(limits.maxTextLength)} are allowed`,
-          FIELD,
-        );
-      }
-      const label = checkLabel(rawLabel, rowNumber, labels, limits);
-      rows.push({ input, label });
+  const take = (record: readonly string[]) => {
+    rowNumber++;
+    if (record.every((cell) => cell.trim() === '')) return;
+    if (!columns) {
+      columns = findColumns(record, name);
+      return;
     }
+    dataRows++;
+    const input = record[columns.input] ?? '';
+    const rawLabel = record[columns.label] ?? '';
+    if (input.trim() === '' || rawLabel.trim() === '') return;
+    if (rows.length === limits.maxCsvRows) {
+      throw new BadUserInputError(`${FIELD}: the CSV has more than ${formatCount(limits.maxCsvRows)} rows`, FIELD);
+    }
+    if (input.length > limits.maxTextLength && characterLength(input) > limits.maxTextLength) {
+      throw new BadUserInputError(
+        `${FIELD}: row ${rowNumber}: the input is ${formatCount(characterLength(input))} characters long; ` +
+          `at most ${formatCount(limits.maxTextLength)} are allowed`,
+        FIELD,
+      );
+    }
+    const label = checkLabel(rawLabel, rowNumber, labels, limits);
+    rows.push({ input, label });
+  };
+  // Short and blank rows (a short row lacks an input or a label) are dropped like empty ones.
+  // Every chunk is read synchronously, whatever its rows look like, in about a millisecond; the
+  // stream's reads between chunks let the event loop serve other requests.
+  const reader = new CsvRecordReader();
+  const source = createReadStream(csvPath, { encoding: 'utf8' });
+  try {
+    for await (const chunk of source as AsyncIterable<string>) {
+      for (const record of reader.push(chunk)) take(record);
+    }
+    for (const record of reader.end()) take(record);
   } catch (error) {
-    if (error instanceof CsvError) {
+    if (error instanceof CsvSyntaxError) {
       throw new BadUserInputError(`${FIELD}: ${quote(name)} is not a well-formed CSV: ${error.message}`, FIELD);
     }
     throw error;

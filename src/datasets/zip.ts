@@ -1,6 +1,8 @@
 import { createWriteStream } from 'node:fs';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { types } from 'node:util';
+import { crc32 } from 'node:zlib';
 
 import { type Entry, getFileNameLowLevel, openPromise, type ZipFile } from 'yauzl';
 
@@ -18,6 +20,8 @@ export interface ZipEntry {
   readonly raw: Entry;
 }
 
+/** Size of a local file header before its name and extra field: the least an entry takes before its data. */
+const LOCAL_HEADER_BYTES = 30;
 const S_IFMT = 0o170000;
 const S_IFLNK = 0o120000;
 const STORED = 0;
@@ -62,7 +66,10 @@ export class ZipArchive {
     return this.zip.entryCount;
   }
 
-  /** Reads the central directory (no file data), refusing the first unsafe entry. */
+  /**
+   * Reads the central directory (no file data), refusing the first unsafe entry and entries
+   * whose data overlap.
+   */
   async readEntries(): Promise<ZipEntry[]> {
     const entries: ZipEntry[] = [];
     try {
@@ -70,14 +77,25 @@ export class ZipArchive {
     } catch (error) {
       throw archiveError(error, () => notAZip(this.field, this.name));
     }
+    this.checkNoOverlap(entries);
     return entries;
   }
 
-  /** Inflates one file entry into `destination`, which must not exist. */
+  /**
+   * Inflates one file entry into `destination`, which must not exist, and checks its CRC-32:
+   * a damaged entry is refused by name rather than handed on as an image.
+   */
   async extract(entry: ZipEntry, destination: string): Promise<void> {
+    let crc = 0;
+    const checksum = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        crc = crc32(chunk, crc);
+        callback(null, chunk);
+      },
+    });
     try {
       const stream = await this.zip.openReadStreamPromise(entry.raw);
-      await pipeline(stream, createWriteStream(destination, { flags: 'wx', mode: 0o600 }));
+      await pipeline(stream, checksum, createWriteStream(destination, { flags: 'wx', mode: 0o600 }));
     } catch (error) {
       throw archiveError(
         error,
@@ -89,10 +107,40 @@ export class ZipArchive {
           ),
       );
     }
+    if (crc !== entry.raw.crc32) {
+      throw new BadUserInputError(
+        `${this.field}: ZIP entry ${quote(entry.path)} is damaged: its CRC-32 checksum does not match its data`,
+        this.field,
+      );
+    }
   }
 
   close(): void {
     this.zip.close();
+  }
+
+  /**
+   * ZIP-bomb guard: every byte of data belongs to one entry. Entries whose central directory
+   * records point into the same data (one stream shared by 1,000 entries) would each inflate it
+   * again, so that neither the archive's size nor any per-entry ratio bounds what extracting
+   * costs; an honest zipper never writes them. With no overlap, what extraction inflates is the
+   * sum of the declared sizes, which yauzl's `validateEntrySizes` holds each entry to.
+   */
+  private checkNoOverlap(entries: readonly ZipEntry[]): void {
+    const byOffset = [...entries].sort((a, b) => a.raw.relativeOffsetOfLocalHeader - b.raw.relativeOffsetOfLocalHeader);
+    for (let i = 1; i < byOffset.length; i++) {
+      const before = byOffset[i - 1]!;
+      const entry = byOffset[i]!;
+      // A lower bound on where the earlier entry ends: its header's fixed part, then its data.
+      const end = before.raw.relativeOffsetOfLocalHeader + LOCAL_HEADER_BYTES + before.compressedSize;
+      if (entry.raw.relativeOffsetOfLocalHeader < end) {
+        throw new BadUserInputError(
+          `${this.field}: ZIP entries ${quote(before.path)} and ${quote(entry.path)} overlap (they share their ` +
+            'data); the archive looks like a ZIP bomb',
+          this.field,
+        );
+      }
+    }
   }
 
   private checkEntry(raw: Entry): ZipEntry {

@@ -17,13 +17,11 @@ import { useServer } from 'graphql-ws/use/ws';
 import pino, { type Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 
-import type { Registry } from 'prom-client';
-
 import type { Context } from '../../resolvers/context';
 import { type Config, type ConfigOverrides, loadConfig } from '../config';
 import { DocumentLoader } from '../documents';
-import { ErrorCode } from '../errors';
-import type { RedisConnections } from '../redis/connections';
+import { ErrorCode, TooManySubscriptionsError } from '../errors';
+import { operationLabeller } from '../observability/operation-labels';
 import { withTokensHidden } from '../observability/token-id';
 import { createStore, type ObjectStore } from '../store';
 import { UnreachableCaseError } from '../unreachable';
@@ -31,11 +29,13 @@ import { type AdminKeySource, AdminKeyVerifier, deriveKey, resolveAdminKey } fro
 import { authorizationParam, bearerFrom } from './auth';
 import { crossOrigin } from './cors';
 import { downloadsRouter } from './downloads.route';
-import { formatError, logOperationErrors } from './format-error';
+import { formatError, logOperationErrors, withoutSuggestions } from './format-error';
 import { graphqlUploads, requestErrorHandler, requestLogging } from './http';
 import { drainWebSockets, observabilityPlugin } from './plugins';
+import { listenProbes, type MetricsAccess, mountProbes, type ProbeServer } from './probes';
 import { buildSchema } from './schema';
 import { createPlatform } from './services';
+import { logWebSocketErrors, SubscriptionLimit } from './websocket-limits';
 
 export interface AppOptions {
   /** Environment to read the configuration from. Default: `process.env`. */
@@ -60,15 +60,13 @@ export interface App {
   readonly logger: Logger;
   readonly store: ObjectStore;
   /** Initialises the store (first start writes the seed's documents), then listens. */
-  start(): Promise<{ url: string; port: number; adminKey: AdminKeySource }>;
+  start(): Promise<{ url: string; port: number; adminKey: AdminKeySource; metricsPort: number | undefined }>;
   /** Stops accepting work, drains HTTP and WebSocket connections, closes the store. */
   stop(): Promise<void>;
 }
 
 /** How long `stop()` lets in-flight HTTP requests finish before closing their sockets. */
 const STOP_GRACE_PERIOD_MILLIS = 10_000;
-/** How long `/readyz` waits for the store before answering 503. */
-const READINESS_TIMEOUT_MILLIS = 2_000;
 
 /**
  * Wires the platform (`createPlatform`) to HTTP: GraphQL over HTTP and graphql-ws on
@@ -83,6 +81,7 @@ export function buildApp(options: AppOptions = {}): App {
   let state: AppState = { state: 'idle' };
   let httpServer: Server | undefined;
   let apollo: ApolloServer<Context> | undefined;
+  let metricsServer: ProbeServer | undefined;
 
   async function start() {
     if (state.state !== 'idle') throw new Error(`Cannot start an app that is ${state.state}`);
@@ -92,6 +91,7 @@ export function buildApp(options: AppOptions = {}): App {
     } catch (error) {
       // Leave nothing half-open: a failed start releases what it took, and cannot be retried.
       await apollo?.stop().catch(() => undefined);
+      await metricsServer?.close();
       await platform.stop();
       httpServer?.close();
       await store.close();
@@ -105,7 +105,8 @@ export function buildApp(options: AppOptions = {}): App {
     const services = platform.withDownloads(deriveKey(adminKey.key, 'flash download links'));
     await platform.documents.initialize();
     await platform.start();
-    const schema = await buildSchema({ pubsub: platform.pubsub, admin: new AdminKeyVerifier(adminKey.key) });
+    const admin = new AdminKeyVerifier(adminKey.key);
+    const schema = await buildSchema({ pubsub: platform.pubsub, admin });
 
     // Where the download links the server serves itself point: FLASH_PUBLIC_URL, else the
     // server's own URL (known once it listens). Never the request's Host header: anyone can
@@ -126,27 +127,38 @@ export function buildApp(options: AppOptions = {}): App {
     const server = createServer(app);
     httpServer = server;
 
-    // Depth, cost and alias limits, and no field suggestions (which reveal the schema when
-    // introspection is off); batched HTTP requests stay refused, as is Apollo's default. The
-    // token limit is graphql-js's own parse option, so that it answers as a parse error (400).
+    // Depth, cost and alias limits; batched HTTP requests stay refused, as is Apollo's default.
+    // The token limit is graphql-js's own parse option, so that it answers as a parse error
+    // (400). No suggestions (which reveal the schema when introspection is off): Armor's
+    // blockFieldSuggestion misses enum values and WebSocket, `withoutSuggestions` does not.
     const armor = new ApolloArmor({
       maxDepth: { n: config.queryLimits.depth, ignoreIntrospection: true },
       costLimit: { maxCost: config.queryLimits.cost, ignoreIntrospection: true },
       maxAliases: { n: config.queryLimits.aliases },
       maxTokens: { enabled: false },
-      blockFieldSuggestion: { enabled: !config.introspection },
+      blockFieldSuggestion: { enabled: false },
     }).protect();
+    const formatErrorOut: typeof formatError = config.introspection
+      ? formatError
+      : (formatted, error) => withoutSuggestions(formatError(formatted, error));
     const validationRules = [...specifiedRules, ...armor.validationRules];
     const parseOptions = { maxTokens: config.queryLimits.tokens };
+    // Room for one base64 image in the JSON body (4 characters per 3 bytes) besides the query.
+    const bodyLimit = Math.ceil((config.inference.maxImageBytes * 4) / 3) + 1024 * 1024;
 
-    const wsServer = new WebSocketServer({ server, path: '/graphql' });
+    // The body limit holds for a WebSocket frame too: ws closes the connection with 1009 as soon
+    // as a frame header announces more, before buffering it.
+    const wsServer = new WebSocketServer({ server, path: '/graphql', maxPayload: bodyLimit });
+    const subscriptionLimit = new SubscriptionLimit(config.maxSubscriptionsPerConnection);
     const wsCleanup = useServer<Record<string, unknown>, { logger?: Logger }>(
       {
         schema,
         // Subscriptions authenticate with `{ authorization: "Bearer …" }` (any case) in connection params.
         context: (ctx) => makeContext('websocket', authorizationParam(ctx.connectionParams), logger.child({ ws: true })),
-        // The same operation limits as over HTTP (graphql-ws validates again after this: cheap).
-        onSubscribe: (_ctx, _id, payload) => {
+        // A cap on the operations one connection runs, then the same operation limits as over
+        // HTTP (graphql-ws validates again after this: cheap).
+        onSubscribe: (ctx, id, payload) => {
+          if (!subscriptionLimit.admit(ctx, id)) return [new TooManySubscriptionsError(config.maxSubscriptionsPerConnection)];
           let document: DocumentNode;
           try {
             document = parse(payload.query, parseOptions);
@@ -160,15 +172,16 @@ export function buildApp(options: AppOptions = {}): App {
         onNext: (_ctx, _id, _payload, _args, result) => {
           if (!result.errors) return result;
           logOperationErrors(logger, result.errors);
-          return { ...result, errors: result.errors.map((error) => formatError(error.toJSON(), error)) };
+          return { ...result, errors: result.errors.map((error) => formatErrorOut(error.toJSON(), error)) };
         },
         onError: (_ctx, _id, _payload, errors) => {
           logOperationErrors(logger, errors);
-          return errors.map((error) => formatError(error.toJSON(), error));
+          return errors.map((error) => formatErrorOut(error.toJSON(), error));
         },
       },
       wsServer,
     );
+    logWebSocketErrors(wsServer, logger);
 
     apollo = new ApolloServer<Context>({
       schema,
@@ -177,14 +190,14 @@ export function buildApp(options: AppOptions = {}): App {
       allowBatchedHttpRequests: false,
       validationRules: armor.validationRules,
       parseOptions,
-      formatError,
+      formatError: formatErrorOut,
       stopOnTerminationSignals: false,
       plugins: [
         ApolloServerPluginDrainHttpServer({ httpServer: server, stopGracePeriodMillis: STOP_GRACE_PERIOD_MILLIS }),
         drainWebSockets(async () => {
           await wsCleanup.dispose();
         }),
-        observabilityPlugin(platform.metrics),
+        observabilityPlugin(platform.metrics, operationLabeller(schema)),
         ...armor.plugins,
         config.env === 'production'
           ? ApolloServerPluginLandingPageProductionDefault({ footer: false })
@@ -194,9 +207,8 @@ export function buildApp(options: AppOptions = {}): App {
     await apollo.start();
 
     app.use(requestLogging(logger));
-    mountProbes(app, store, platform.redis, platform.metrics.registry, logger);
-    // Room for one base64 image in the JSON body (4 characters per 3 bytes) besides the query.
-    const bodyLimit = Math.ceil((config.inference.maxImageBytes * 4) / 3) + 1024 * 1024;
+    const probes = { store, redis: platform.redis, registry: platform.metrics.registry, logger };
+    mountProbes(app, { ...probes, metrics: metricsAccess(config, admin) });
     const cors = crossOrigin(config.corsOrigins);
     app.use('/downloads', cors);
     app.use(downloadsRouter(services.downloads, logger));
@@ -223,12 +235,19 @@ export function buildApp(options: AppOptions = {}): App {
       });
     });
     const { port } = server.address() as AddressInfo;
+    if (config.metricsPort !== undefined) {
+      metricsServer = await listenProbes({ ...probes, metrics: { kind: 'open' }, port: config.metricsPort, host: config.host });
+    }
+    const metricsPort = metricsServer?.port;
     const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}/graphql`;
     ownOrigin = new URL(url).origin;
     state = { state: 'listening', url, port };
-    logger.info({ url, store: store.kind, env: config.env, role: config.role, redis: Boolean(config.redis) }, 'Flash API listening');
-    return { url, port, adminKey };
+    logger.info(
+      { url, store: store.kind, env: config.env, role: config.role, redis: Boolean(config.redis), metricsPort },
+      'Flash API listening',
+    );
+    return { url, port, adminKey, metricsPort };
   }
 
   async function stop() {
@@ -244,6 +263,7 @@ export function buildApp(options: AppOptions = {}): App {
         // Apollo's drain plugins stop new connections, let in-flight requests finish and close
         // the WebSocket server; then the background work stops and the store's sockets go.
         await apollo?.stop();
+        await metricsServer?.close();
         await platform.stop();
         await store.close();
         state = { state: 'stopped' };
@@ -258,45 +278,12 @@ export function buildApp(options: AppOptions = {}): App {
 }
 
 /**
- * `/healthz` (the process is up), `/readyz` (the store answers, and Redis when configured:
- * `redis: 'up' | 'down'`) and `/metrics` (Prometheus).
+ * `/metrics` on the main port: absent when it has a port of its own (`FLASH_METRICS_PORT`, for
+ * an internal network), behind the admin key in production, open in development.
  */
-function mountProbes(
-  app: express.Express,
-  store: ObjectStore,
-  redis: RedisConnections | undefined,
-  registry: Registry,
-  logger: Logger,
-): void {
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
-  app.get('/readyz', async (_req, res) => {
-    const [storeCheck, redisCheck] = await Promise.allSettled([
-      withTimeout(store.ping(), READINESS_TIMEOUT_MILLIS),
-      redis ? withTimeout(redis.check(), READINESS_TIMEOUT_MILLIS) : Promise.resolve(),
-    ]);
-    if (storeCheck.status === 'rejected') logger.warn({ err: storeCheck.reason }, 'Readiness check failed: store unreachable');
-    if (redisCheck.status === 'rejected') logger.warn({ err: redisCheck.reason }, 'Readiness check failed: Redis unreachable');
-    const ready = storeCheck.status === 'fulfilled' && redisCheck.status === 'fulfilled';
-    res.status(ready ? 200 : 503).json({
-      status: ready ? 'ready' : 'unavailable',
-      store: store.kind,
-      ...(redis ? { redis: redisCheck.status === 'fulfilled' ? 'up' : 'down' } : {}),
-    });
-  });
-  app.get('/metrics', async (_req, res) => {
-    res.setHeader('content-type', registry.contentType);
-    res.send(await registry.metrics());
-  });
-}
-
-function withTimeout<T>(promise: Promise<T>, millis: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${millis} ms`)), millis);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+function metricsAccess(config: Config, admin: AdminKeyVerifier): MetricsAccess {
+  if (config.metricsPort !== undefined) return { kind: 'elsewhere' };
+  return config.env === 'production' ? { kind: 'admin', admin } : { kind: 'open' };
 }
 
 /** The error with Apollo's code for its kind, as Apollo gives it over HTTP. */

@@ -74,3 +74,19 @@ function withoutEchoedValue(formatted: GraphQLFormattedError): GraphQLFormattedE
   if (!match) return formatted;
   return { ...formatted, message: `${match[1]} has an invalid value${match[2] ?? ''}.` };
 }
+
+/** graphql-js's suggestions, as `didYouMean` words them: of fields, arguments, types, enum values. */
+const SUGGESTION = /\s*Did you mean [^?]*\?/g;
+
+/**
+ * The error without graphql-js's "Did you mean …?" suggestions, for a server whose
+ * introspection is off: they name parts of the schema to whoever guesses near them, a field
+ * (`Did you mean "status"?`) or an enum value (`Did you mean the enum value "ONNX"?`, from
+ * validation and from variable coercion alike). GraphQL Armor's `blockFieldSuggestion` knows
+ * only the first wording, and only on HTTP; this applies to every error sent, over HTTP and
+ * WebSocket.
+ */
+export function withoutSuggestions(formatted: GraphQLFormattedError): GraphQLFormattedError {
+  if (!formatted.message.includes('Did you mean')) return formatted;
+  return { ...formatted, message: formatted.message.replace(SUGGESTION, '') };
+}

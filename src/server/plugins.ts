@@ -9,8 +9,13 @@ import { logOperationErrors } from './format-error';
 /**
  * Per operation: its duration by name and type, the codes of the errors it answered with, and
  * its unexpected errors logged with the request's logger (so with its request id).
+ * `operationLabel` maps the name a client chose to one of a bounded set of labels
+ * (`operationLabeller`).
  */
-export function observabilityPlugin(metrics: Metrics): ApolloServerPlugin<Context> {
+export function observabilityPlugin(
+  metrics: Metrics,
+  operationLabel: (name: string | null | undefined) => string,
+): ApolloServerPlugin<Context> {
   return {
     async requestDidStart() {
       const started = performance.now();
@@ -19,7 +24,7 @@ export function observabilityPlugin(metrics: Metrics): ApolloServerPlugin<Contex
           logOperationErrors(contextValue.logger, errors);
         },
         async willSendResponse({ operationName, operation, response }) {
-          const labels = { operation: operationName ?? 'anonymous', type: operation?.operation ?? 'unknown' };
+          const labels = { operation: operationLabel(operationName), type: operation?.operation ?? 'unknown' };
           metrics.requestDuration.observe(labels, (performance.now() - started) / 1000);
           const errors = response.body.kind === 'single' ? response.body.singleResult.errors : undefined;
           for (const error of errors ?? []) metrics.errors.inc({ code: String(error.extensions?.code ?? 'UNKNOWN') });

@@ -133,6 +133,15 @@ export async function animatedGif(): Promise<Buffer> {
     .toBuffer();
 }
 
+/** An uncompressed 224 × 224 RGB TIFF, white but for a small mark: 147 KiB that deflate ~500:1. */
+async function uniformTiff(): Promise<Buffer> {
+  return sharp({ create: { width: 224, height: 224, channels: 3, background: '#ffffff' } })
+    .composite([{ input: await classImage(1, 2, 16), left: 100, top: 100 }])
+    .removeAlpha()
+    .tiff({ compression: 'none' })
+    .toBuffer();
+}
+
 const text = (value: string) => Buffer.from(value, 'utf8');
 
 /** Per-class uploads: `classes[0]` and `classes[1]` of two good images each, then `patch` applied. */
@@ -161,9 +170,9 @@ function csvRows(rows: number, cell: (i: number) => string = (i) => `review numb
 
 export const ZIP_CASES: UploadCase[] = [
   {
-    name: 'a ZIP bomb by compression ratio (1 MiB of zeros in one entry)',
+    name: 'a ZIP bomb (1 MiB of zeros in one entry), by the bytes it would inflate',
     dataset: { kind: 'zip', build: zipWith({ name: 'dogs/bomb.png', data: Buffer.alloc(1024 * KiB) }) },
-    expect: refused('dataset', /ZIP bomb/),
+    expect: refused('dataset', /add up to 1 MiB uncompressed/),
   },
   {
     name: 'a ZIP whose files add up to more than the uncompressed limit',
@@ -314,6 +323,29 @@ export const ZIP_CASES: UploadCase[] = [
     name: 'two class folders that differ only in case',
     dataset: { kind: 'zip', build: async () => zip(await folders({ cats: 2, Cats: 2 })) },
     expect: refused('dataset', /same class/),
+  },
+  {
+    // Ten entries, one PNG's bytes: every entry would inflate the same stream again, so the
+    // archive's size would no longer bound what it inflates (1,000 entries: 1,000 times).
+    name: 'a ZIP whose entries all point at one shared data stream',
+    dataset: {
+      kind: 'zip',
+      build: async () => {
+        const png = await classImage(0, 7);
+        const shared = (name: string) => ({ name, sharesDataWith: 0 });
+        return zip([
+          { name: 'cats/1.png', data: png },
+          ...[2, 3, 4, 5].map((i) => shared(`cats/${i}.png`)),
+          ...[1, 2, 3, 4, 5].map((i) => shared(`dogs/${i}.png`)),
+        ]);
+      },
+    },
+    expect: refused('dataset', /overlap/),
+  },
+  {
+    name: 'a ZIP entry whose CRC-32 does not match its data',
+    dataset: { kind: 'zip', build: async () => zipWith({ name: 'dogs/3.png', data: await classImage(1, 5), crc: 0x1234_5678 })() },
+    expect: refused('dataset', /"dogs\/3\.png".*CRC-32/),
   },
 ];
 
@@ -536,6 +568,17 @@ export const ACCEPTED_CASES: UploadCase[] = [
     expect: { kind: 'accepted', classes: ['negative', 'positive'], texts: ['great film', 'boring'] },
   },
   {
+    // csv-parse spent ~25 µs on each of these rows: 14 s for this file, without yielding.
+    name: 'a CSV of four rows then 500,000 blank lines, read in milliseconds',
+    dataset: { kind: 'csv-bytes', build: () => Buffer.concat([csvRows(4), text('\n'.repeat(500_000))]) },
+    expect: { kind: 'accepted', classes: ['negative', 'positive'], texts: ['review number 3'] },
+  },
+  {
+    name: 'a CSV of four rows then 250,000 rows of one cell, which are dropped',
+    dataset: { kind: 'csv-bytes', build: () => Buffer.concat([csvRows(4), text('x\n'.repeat(250_000))]) },
+    expect: { kind: 'accepted', classes: ['negative', 'positive'], texts: ['review number 0'] },
+  },
+  {
     name: 'a CSV whose labels are numbers, kept as text',
     dataset: csv('numeric-labels.csv'),
     expect: { kind: 'accepted', classes: ['0', '1'], texts: ['great film', 'awful film'] },
@@ -545,6 +588,15 @@ export const ACCEPTED_CASES: UploadCase[] = [
     dataset: {
       kind: 'zip',
       build: async () => zipWith({ name: 'dogs/wag.gif', data: await animatedGif() })(),
+    },
+    expect: { kind: 'accepted', classes: ['cats', 'dogs'] },
+  },
+  {
+    // 147 KiB of pixels that deflate to a few hundred bytes: a high ratio, and a real image.
+    name: 'a ZIP holding an uncompressed TIFF of one colour (not a ZIP bomb)',
+    dataset: {
+      kind: 'zip',
+      build: async () => zipWith({ name: 'dogs/scan.tiff', data: await uniformTiff() })(),
     },
     expect: { kind: 'accepted', classes: ['cats', 'dogs'] },
   },
