@@ -33,10 +33,19 @@ export enum ErrorCode {
   INTROSPECTION_DISABLED = 'INTROSPECTION_DISABLED',
 }
 
+/** One input field at fault and what is wrong with it, as a form shows it beside the field. */
+export interface FieldProblem {
+  /** Its path relative to the argument: `batchSize`, `reduceLrOnPlateau.minLr`, `classes[1].images[4]`. */
+  field: string;
+  message: string;
+}
+
 export interface AppErrorExtensions {
   code: ErrorCode;
-  /** The argument or input field at fault, for `BAD_USER_INPUT`. */
+  /** The argument or input field at fault, for `BAD_USER_INPUT`: the first of `fields`. */
   field?: string;
+  /** For `BAD_USER_INPUT`: every input field at fault, in input order, `field` first. */
+  fields?: FieldProblem[];
   /** The store document at fault, for `DOCUMENT_INVALID`. */
   document?: string;
   [key: string]: unknown;
@@ -56,9 +65,44 @@ export class AppError extends GraphQLError {
 }
 
 export class BadUserInputError extends AppError {
-  constructor(message: string, field?: string) {
-    super(message, { code: ErrorCode.BAD_USER_INPUT, ...(field ? { field } : {}) });
+  /**
+   * One problem. With a `field`, `extensions.fields` lists it too, its message without a
+   * leading `field: ` (the form shows it beside the field), so clients read one shape always.
+   */
+  constructor(message: string, field?: string, fields?: readonly FieldProblem[]) {
+    const problems = fields ?? (field ? [{ field, message: withoutFieldPrefix(message, field) }] : []);
+    super(message, {
+      code: ErrorCode.BAD_USER_INPUT,
+      ...(field ? { field } : {}),
+      ...(problems.length > 0 ? { fields: [...problems] } : {}),
+    });
   }
+
+  /**
+   * Several problems at once: `field` is the first one's, `fields` lists them all, and the
+   * message names each (`batchSize: must be …; epochs: must be …`).
+   */
+  static of(problems: readonly FieldProblem[]): BadUserInputError {
+    if (problems.length === 0) throw new RangeError('BadUserInputError.of needs at least one problem');
+    const message = problems.map(({ field, message: text }) => `${field}: ${text}`).join('; ');
+    return new BadUserInputError(message, problems[0]!.field, problems);
+  }
+
+  /** One error for several: their messages joined, `field` the first one's, `fields` all of theirs. */
+  static merge(errors: readonly BadUserInputError[]): BadUserInputError {
+    if (errors.length === 1) return errors[0]!;
+    const problems = errors.flatMap((error) => error.problems);
+    return new BadUserInputError(errors.map((error) => error.message).join('; '), problems[0]?.field, problems);
+  }
+
+  /** Its problems, to merge with others before throwing. */
+  get problems(): FieldProblem[] {
+    return this.extensions.fields ?? [];
+  }
+}
+
+function withoutFieldPrefix(message: string, field: string): string {
+  return message.startsWith(`${field}: `) ? message.slice(field.length + 2) : message;
 }
 
 export class UnauthenticatedError extends AppError {

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 
 import type { TrainingConfig } from '../config';
 import {
+  checkClassUploads,
   type ClassUpload,
   type DatasetLimits,
   type ImageDataset,
@@ -37,7 +38,7 @@ import type { JobRepository } from './job.repository';
 import { publishQueuePositions, recordEvent } from './progress';
 import type { TrainingSupervisor } from './supervisor';
 import { createToken } from './token';
-import { type TrainingRequest, validateTrainingRequest } from './training.input';
+import { type TrainingLimits, type TrainingRequest, validateTrainingRequest, type ValidatedTraining } from './training.input';
 
 /** The dataset as a request brings it: one upload (a ZIP of class folders, or a CSV), or images per class. */
 export interface DatasetInput {
@@ -71,8 +72,8 @@ export class TrainingService {
   async submit(request: TrainingRequest, input: DatasetInput): Promise<TrainingJob> {
     const { documents, jobs, store, config, limits } = this.deps;
     if ((await documents.read(STATUS)).dev_mode) throw new MaintenanceError();
-    const { taskName, config: hyperparameters } = validateTrainingRequest(request, config);
-    const source = datasetSource(hyperparameters.task_type, input);
+    const { validated, source } = checkInput(request, input, { training: config, datasets: limits });
+    const { taskName, config: hyperparameters } = validated;
     // A cheap look before reading any upload; admission below decides under compare-and-swap.
     if (!(await jobs.hasRoom())) throw new ServerBusyError();
 
@@ -235,6 +236,34 @@ export class TrainingService {
 type DatasetSource =
   | { kind: 'csv' | 'zip'; upload: UploadInput }
   | { kind: 'classes'; classes: ClassUpload[] };
+
+/**
+ * Checks every input field that can be checked before an upload is read — the
+ * hyperparameters, which dataset form was used, and the names and image counts of `classes` —
+ * and reports all their problems in one `BAD_USER_INPUT` error (`fields` lists them in input
+ * order). A dataset's content is checked while it is read, and reports its first problem.
+ */
+function checkInput(
+  request: TrainingRequest,
+  input: DatasetInput,
+  limits: { training: TrainingLimits; datasets: DatasetLimits },
+): { validated: ValidatedTraining; source: DatasetSource } {
+  const errors: BadUserInputError[] = [];
+  const attempt = <T>(check: () => T): T | undefined => {
+    try {
+      return check();
+    } catch (error) {
+      if (!(error instanceof BadUserInputError)) throw error;
+      errors.push(error);
+      return undefined;
+    }
+  };
+  const validated = attempt(() => validateTrainingRequest(request, limits.training));
+  const source = attempt(() => datasetSource(request.taskType, input));
+  if (source?.kind === 'classes') attempt(() => checkClassUploads(source.classes, limits.datasets));
+  if (errors.length > 0) throw BadUserInputError.merge(errors);
+  return { validated: validated!, source: source! };
+}
 
 /** Which of the dataset forms the request used, checked against the task. */
 function datasetSource(taskType: QueueEntry['task_type'], { dataset, classes }: DatasetInput): DatasetSource {

@@ -125,6 +125,10 @@ export function expectAnswer(answer: Answer, expected: Expected): void {
       expect(answer.status).toBeLessThan(500);
       expect(answer.data ?? null).toBeNull();
       if (expected.field !== undefined) expect(answer.errors?.[0]?.extensions?.field).toBe(expected.field);
+      if (expected.fields !== undefined) {
+        const fields = answer.errors?.[0]?.extensions?.fields as { field: string }[] | undefined;
+        expect(fields?.map((problem) => problem.field)).toEqual(expected.fields);
+      }
       if (expected.message) expect(seen.message).toMatch(expected.message);
       break;
     case 'accepted':

@@ -1,0 +1,118 @@
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+
+import { startTestServer, type TestServer } from './helpers/server';
+import { classImage, imageInput, multipart, sentimentCsv, SUBMIT, textInput } from './helpers/training';
+
+/**
+ * Issue 11, "Errors a form can use": every invalid input field at once with its path, missing
+ * variable fields named, job tokens answered as jobs, partial results, and Apollo's own answers
+ * to persisted-query mistakes. Through the real server over HTTP and graphql-ws.
+ */
+
+jest.setTimeout(30_000);
+
+type FieldProblem = { field: string; message: string };
+type ErrorBody = { message: string; path?: string[]; extensions?: { code?: string; field?: string; fields?: FieldProblem[] } };
+type Answer = { status: number; data?: Record<string, unknown> | null; errors?: ErrorBody[] };
+
+const codes = (answer: { errors?: ErrorBody[] }) => answer.errors?.map((error) => error.extensions?.code);
+const fieldsOf = (answer: Answer) => answer.errors?.[0]?.extensions?.fields?.map((problem) => problem.field);
+
+/** What a submission must leave behind when it is refused: no job, no queue entry, no staging. */
+function expectNothingStored(server: TestServer): void {
+  const jobs = path.join(server.dataDir, 'training', 'jobs');
+  expect(existsSync(jobs) ? readdirSync(jobs) : []).toEqual([]);
+  expect(existsSync(path.join(server.dataDir, 'training', 'queue.json'))).toBe(false);
+  const uploads = path.join(server.dataDir, '.work', 'uploads');
+  expect(existsSync(uploads) ? readdirSync(uploads) : []).toEqual([]);
+}
+
+describe('validation of submitTraining', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(() => server.stop());
+
+  it('names every invalid hyperparameter and the missing dataset at once, each with its path', async () => {
+    const input = textInput({
+      batchSize: 999,
+      epochs: 0,
+      dataSplit: '99 : 1',
+      reduceLrOnPlateau: { factor: 0.5, patience: 1, minLr: 0.5 },
+    });
+    const answer: Answer = await server.graphql(SUBMIT, { variables: { input } });
+    expect(codes(answer)).toEqual(['BAD_USER_INPUT']);
+    const error = answer.errors![0]!;
+    expect(error.extensions?.field).toBe('batchSize');
+    expect(fieldsOf(answer)).toEqual(['batchSize', 'epochs', 'dataSplit', 'reduceLrOnPlateau.minLr', 'dataset']);
+    for (const problem of error.extensions?.fields ?? []) {
+      expect(problem.message).not.toMatch(/^\S+: /); // shown beside its field: no field name in front
+      expect(error.message).toContain(problem.message);
+    }
+    expectNothingStored(server);
+  });
+
+  it('names every bad class name and class size of the classes input, with the hyperparameters, before reading a file', async () => {
+    const image = await classImage(0, 0);
+    const classes = [
+      { name: '../etc', images: [null, null] },
+      { name: 'ok', images: [null] },
+      { name: 'OK', images: [null, null] },
+    ];
+    const files = classes.flatMap((c, i) =>
+      c.images.map((_, j) => ({ path: `variables.input.classes.${i}.images.${j}`, filename: `${i}-${j}.png`, content: image })),
+    );
+    const answer: Answer = await multipart(
+      server,
+      SUBMIT,
+      { input: imageInput({ learningRate: 5, classes }) },
+      files,
+    );
+    expect(codes(answer)).toEqual(['BAD_USER_INPUT']);
+    expect(answer.errors?.[0]?.extensions?.field).toBe('learningRate');
+    expect(fieldsOf(answer)).toEqual([
+      'learningRate',
+      'classes[0].name',
+      'classes[0].images',
+      'classes[1].images',
+      'classes[2].name',
+      'classes[2].images',
+    ]);
+    expectNothingStored(server);
+  });
+
+  it('lists each undecodable image of the classes input under its own path', async () => {
+    const images = async (index: number) => Promise.all(Array.from({ length: 10 }, (_, i) => classImage(index, i)));
+    const classes = [
+      { name: 'red', images: await images(0) },
+      { name: 'blue', images: await images(1) },
+    ];
+    classes[0]!.images[3] = Buffer.from('not a picture');
+    classes[1]!.images[7] = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"/>');
+    const answer: Answer = await multipart(
+      server,
+      SUBMIT,
+      { input: imageInput({ classes: classes.map((c) => ({ name: c.name, images: c.images.map(() => null) })) }) },
+      classes.flatMap((c, i) =>
+        c.images.map((content, j) => ({ path: `variables.input.classes.${i}.images.${j}`, filename: `${c.name}-${j}.png`, content })),
+      ),
+    );
+    expect(codes(answer)).toEqual(['BAD_USER_INPUT']);
+    expect(answer.errors?.[0]?.extensions?.field).toBe('classes[0].images[3]');
+    expect(fieldsOf(answer)).toEqual(['classes[0].images[3]', 'classes[1].images[7]']);
+    expectNothingStored(server);
+  });
+
+  it('gives a single problem the same shape: field, and fields holding it alone', async () => {
+    const answer: Answer = await multipart(server, SUBMIT, { input: textInput({ taskName: '../x' }) }, [
+      { path: 'variables.input.dataset', filename: 'reviews.csv', content: sentimentCsv() },
+    ]);
+    expect(answer.errors?.[0]?.extensions).toEqual({
+      code: 'BAD_USER_INPUT',
+      field: 'taskName',
+      fields: [{ field: 'taskName', message: expect.stringMatching(/^must be 1–50 characters/) }],
+    });
+  });
+});
