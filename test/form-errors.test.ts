@@ -1,6 +1,9 @@
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 
+import { createClient } from 'graphql-ws';
+import WebSocket from 'ws';
+
 import { startTestServer, type TestServer } from './helpers/server';
 import { classImage, imageInput, multipart, sentimentCsv, SUBMIT, textInput } from './helpers/training';
 
@@ -113,6 +116,74 @@ describe('validation of submitTraining', () => {
       code: 'BAD_USER_INPUT',
       field: 'taskName',
       fields: [{ field: 'taskName', message: expect.stringMatching(/^must be 1–50 characters/) }],
+    });
+  });
+});
+
+describe('a variable that misses a required field', () => {
+  const SUBMIT_AS_I = 'mutation($i: TrainingInput!) { submitTraining(input: $i) { token } }';
+  const SECRET_NAME = 'secret-task-name-7q3';
+
+  describe.each(['development', 'production'] as const)('in %s', (env) => {
+    let server: TestServer;
+    beforeAll(async () => {
+      server = await startTestServer({ config: { env } });
+    });
+    afterAll(() => server.stop());
+
+    it('is named, in the message and as the field, echoing no value', async () => {
+      const { epochs: _left, ...input } = textInput({ taskName: SECRET_NAME });
+      const response = await fetch(server.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query: SUBMIT_AS_I, variables: { i: input } }),
+      });
+      const text = await response.text();
+      const answer = JSON.parse(text) as Answer;
+      expect(codes(answer)).toEqual(['BAD_USER_INPUT']);
+      expect(answer.errors?.[0]?.message).toBe(
+        'Variable "$i" has an invalid value: Field "epochs" of required type "Int!" was not provided.',
+      );
+      expect(answer.errors?.[0]?.extensions?.field).toBe('epochs');
+      expect(text).not.toContain(SECRET_NAME);
+    });
+
+    it('is named with its path inside a nested input, one error per missing field', async () => {
+      const { batchSize: _left, ...input } = textInput({
+        taskName: SECRET_NAME,
+        reduceLrOnPlateau: { factor: 0.5, patience: 1 },
+      });
+      const answer: Answer = await server.graphql(SUBMIT_AS_I, { variables: { i: input } });
+      expect(codes(answer)).toEqual(['BAD_USER_INPUT', 'BAD_USER_INPUT']);
+      expect(answer.errors?.map((error) => error.extensions?.field).sort()).toEqual(['batchSize', 'reduceLrOnPlateau.minLr']);
+      expect(answer.errors?.map((error) => error.message).join('\n')).toContain(
+        'Variable "$i" has an invalid value at "i.reduceLrOnPlateau": Field "minLr" of required type "Float!" was not provided.',
+      );
+      expect(JSON.stringify(answer)).not.toContain(SECRET_NAME);
+    });
+
+    it('is named the same over graphql-ws', async () => {
+      const { epochs: _left, ...input } = textInput({ taskName: SECRET_NAME });
+      const client = createClient({ url: server.url.replace(/^http/, 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
+      try {
+        const result = await new Promise<unknown>((resolve, reject) => {
+          client.subscribe({ query: SUBMIT_AS_I, variables: { i: input } }, { next: resolve, error: resolve, complete: () => reject(new Error('no result')) });
+        });
+        const errors = (Array.isArray(result) ? result : (result as { errors?: ErrorBody[] }).errors) as ErrorBody[];
+        expect(errors.map((error) => [error.extensions?.code, error.extensions?.field])).toEqual([['BAD_USER_INPUT', 'epochs']]);
+        expect(JSON.stringify(result)).not.toContain(SECRET_NAME);
+      } finally {
+        await client.dispose();
+      }
+    });
+
+    it('of the wrong type is named as the field, its value still not echoed', async () => {
+      const answer: Answer = await server.graphql(SUBMIT_AS_I, {
+        variables: { i: textInput({ taskName: SECRET_NAME, batchSize: SECRET_NAME }) },
+      });
+      expect(codes(answer)).toEqual(['BAD_USER_INPUT']);
+      expect(answer.errors?.[0]?.extensions?.field).toBe('batchSize');
+      expect(JSON.stringify(answer)).not.toContain(SECRET_NAME);
     });
   });
 });

@@ -822,6 +822,17 @@ export const RAW_CASES: RawCase[] = [
     }),
     expect: badRequest(),
   },
+  {
+    name: 'a training input variable without its epochs, naming the field and echoing nothing',
+    request: async () => {
+      const { epochs: _missing, ...input } = textInput({ taskName: 'never echoed' });
+      return {
+        headers: { 'content-type': 'application/json' },
+        body: text(JSON.stringify({ query: SUBMIT, variables: { input } })),
+      };
+    },
+    expect: refused('epochs', /^Variable "\$input" has an invalid value: Field "epochs" of required type "Int!" was not provided\.$/),
+  },
 ];
 
 /** The bytes of a committed CSV case. */
