@@ -257,3 +257,34 @@ describe('unknown and unavailable models', () => {
     expect(codes(download)).toEqual(['MODEL_EXPIRED']);
   });
 });
+
+describe('errors a form can use', () => {
+  const CLASSIFY_IMAGES = `mutation($t: ID!, $i: [Upload!]!) { classifyImages(token: $t, images: $i) { label } }`;
+  type Problem = { field: string; message: string };
+  const fieldsOf = (response: { errors?: { extensions?: Record<string, unknown> }[] }) =>
+    (response.errors?.[0]?.extensions?.fields as Problem[] | undefined)?.map((problem) => problem.field);
+
+  it('name the index of every image classifyImages cannot use', async () => {
+    const images = imageModel.sources.slice(0, 6).map((source) => source.input);
+    images[3] = Buffer.from('plain text, not pixels');
+    images[5] = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"/>');
+    const response = await multipart(
+      server,
+      CLASSIFY_IMAGES,
+      { t: IMAGE, i: images.map(() => null) },
+      images.map((content, i) => ({ path: `variables.i.${i}`, filename: `${i}.png`, content })),
+    );
+    expect(codes(response)).toEqual(['BAD_USER_INPUT']);
+    expect(response.errors?.[0]?.extensions?.field).toBe('images[3]');
+    expect(fieldsOf(response)).toEqual(['images[3]', 'images[5]']);
+  });
+
+  it('name the index of every text classifyTexts cannot use', async () => {
+    const response = await server.graphql(`mutation($t: ID!, $x: [String!]!) { classifyTexts(token: $t, texts: $x) { label } }`, {
+      variables: { t: TEXT, x: ['a great film', '   ', 'fine', ''] },
+    });
+    expect(codes(response)).toEqual(['BAD_USER_INPUT']);
+    expect(response.errors?.[0]?.extensions?.field).toBe('texts[1]');
+    expect(fieldsOf(response)).toEqual(['texts[1]', 'texts[3]']);
+  });
+});

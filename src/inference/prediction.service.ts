@@ -16,7 +16,7 @@ export interface SingleImage {
 /**
  * Predictions for a token: finds the deployed model (`MODEL_NOT_FOUND`, `MODEL_TRAINING`,
  * `MODEL_EXPIRED` first), reads the inputs within their limits, and asks the engine. Error
- * fields name the argument at fault (`image`, `imageBase64`, `images[3]`, `text`, `texts`).
+ * fields name the argument at fault (`image`, `imageBase64`, `images[3]`, `text`, `texts[2]`).
  */
 export class PredictionService {
   private readonly removals: AsyncIterator<string>;
@@ -53,7 +53,7 @@ export class PredictionService {
     const [bytes, field] = image
       ? [await this.readImage(image, 'image'), 'image']
       : [this.decodeBase64(imageBase64 as string), 'imageBase64'];
-    const [prediction] = await this.engine.classifyImages(model, [bytes], topK, field);
+    const [prediction] = await this.engine.classifyImages(model, [bytes], topK, () => field);
     return prediction as Prediction;
   }
 
@@ -68,7 +68,7 @@ export class PredictionService {
 
   async classifyText(token: string, text: string, topK?: number, reader?: DocumentReader): Promise<Prediction> {
     const model = await this.models.deployed(token, reader);
-    const [prediction] = await this.engine.classifyTexts(model, [text], topK, 'text');
+    const [prediction] = await this.engine.classifyTexts(model, [text], topK, () => 'text');
     return prediction as Prediction;
   }
 
