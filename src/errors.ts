@@ -9,6 +9,8 @@ export enum ErrorCode {
   UNAUTHENTICATED = 'UNAUTHENTICATED',
   FORBIDDEN = 'FORBIDDEN',
   MODEL_NOT_FOUND = 'MODEL_NOT_FOUND',
+  /** No training job is known under this token (never submitted, or its record was removed after `FLASH_JOB_RETENTION`). */
+  JOB_NOT_FOUND = 'JOB_NOT_FOUND',
   MODEL_TRAINING = 'MODEL_TRAINING',
   /** The model existed and was deleted by cleanup after its time to live. */
   MODEL_EXPIRED = 'MODEL_EXPIRED',
@@ -120,6 +122,12 @@ export class ForbiddenError extends AppError {
 export class ModelNotFoundError extends AppError {
   constructor() {
     super('No model is deployed under this token.', { code: ErrorCode.MODEL_NOT_FOUND });
+  }
+}
+
+export class JobNotFoundError extends AppError {
+  constructor() {
+    super('No training job is known under this token.', { code: ErrorCode.JOB_NOT_FOUND });
   }
 }
 

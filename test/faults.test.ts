@@ -192,7 +192,7 @@ describe('a corrupted document in the store', () => {
     expect(cleanup.data).toEqual({ setCleanup: { cleanupActive: false } });
     await graphql(server, 'mutation { setCleanup(active: true) { cleanupActive } }', { key: ADMIN_KEY });
     const job = await graphql(server, '{ trainingJob(token: "textClassification-x-00000000000000000000") { state } }');
-    expect(codes(job)).toEqual(['MODEL_NOT_FOUND']);
+    expect(codes(job)).toEqual(['JOB_NOT_FOUND']);
     expect((await fetch(`${server.origin}/readyz`)).status).toBe(200);
     expect(readFileSync(inferencePath(), 'utf8')).toBe(BROKEN);
   });

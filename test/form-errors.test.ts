@@ -5,7 +5,7 @@ import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 
 import { startTestServer, type TestServer } from './helpers/server';
-import { classImage, imageInput, multipart, sentimentCsv, SUBMIT, textInput } from './helpers/training';
+import { classImage, imageInput, multipart, sentimentCsv, SUBMIT, subscribe, textInput } from './helpers/training';
 
 /**
  * Issue 11, "Errors a form can use": every invalid input field at once with its path, missing
@@ -185,5 +185,35 @@ describe('a variable that misses a required field', () => {
       expect(answer.errors?.[0]?.extensions?.field).toBe('batchSize');
       expect(JSON.stringify(answer)).not.toContain(SECRET_NAME);
     });
+  });
+});
+
+describe('job tokens', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(() => server.stop());
+
+  const UNKNOWN = 'textClassification-none-00000000000000000000';
+
+  it('answer JOB_NOT_FOUND on trainingJob and cancelTraining when no job has the token', async () => {
+    for (const token of [UNKNOWN, '../status', 'x'.repeat(5_000)]) {
+      const job: Answer = await server.graphql('query($t: ID!) { trainingJob(token: $t) { state } }', { variables: { t: token } });
+      expect(codes(job)).toEqual(['JOB_NOT_FOUND']);
+      const cancel: Answer = await server.graphql('mutation($t: ID!) { cancelTraining(token: $t) { state } }', {
+        variables: { t: token },
+      });
+      expect(codes(cancel)).toEqual(['JOB_NOT_FOUND']);
+    }
+  });
+
+  it('answer JOB_NOT_FOUND on a trainingProgress subscription over graphql-ws', async () => {
+    const subscription = subscribe(server, 'subscription($t: ID!) { trainingProgress(token: $t) { state } }', { t: UNKNOWN });
+    try {
+      await expect(subscription.completed).rejects.toThrow('JOB_NOT_FOUND');
+    } finally {
+      await subscription.close();
+    }
   });
 });

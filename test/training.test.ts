@@ -434,13 +434,13 @@ describe('refused submissions', () => {
     expect(response.status).toBe(400);
   });
 
-  it('answers MODEL_NOT_FOUND for unknown and malformed tokens, over HTTP and WebSocket', async () => {
+  it('answers JOB_NOT_FOUND for unknown and malformed tokens, over HTTP and WebSocket', async () => {
     for (const token of ['textClassification-none-0000', '../status', 'x'.repeat(5000), 'a\u0000b']) {
       const response = await server.graphql(`query($t: ID!) { trainingJob(token: $t) { state } }`, { variables: { t: token } });
-      expect(codes(response)).toEqual(['MODEL_NOT_FOUND']);
+      expect(codes(response)).toEqual(['JOB_NOT_FOUND']);
     }
     const subscription = subscribe(server, PROGRESS, { t: '../status' });
-    await expect(subscription.completed).rejects.toThrow('MODEL_NOT_FOUND');
+    await expect(subscription.completed).rejects.toThrow('JOB_NOT_FOUND');
     await subscription.close();
   });
 

@@ -29,7 +29,7 @@ import {
   STATUS,
   storeOperation,
 } from '../documents';
-import { BadUserInputError, MaintenanceError, ModelNotFoundError, ServerBusyError } from '../errors';
+import { BadUserInputError, JobNotFoundError, MaintenanceError, ServerBusyError } from '../errors';
 import type { PlatformPubSub } from '../events/pubsub';
 import type { ModelService } from '../models/model.service';
 import type { ObjectStore } from '../store';
@@ -132,7 +132,7 @@ export class TrainingService {
     }
   }
 
-  /** The job under `token`; `MODEL_NOT_FOUND` when there is none. */
+  /** The job under `token`; `JOB_NOT_FOUND` when there is none. */
   async job(token: string): Promise<TrainingJob> {
     const record = await this.record(token);
     return toTrainingJob(record, record.state === 'QUEUED' ? await this.deps.jobs.position(token) : null);
@@ -140,7 +140,7 @@ export class TrainingService {
 
   /**
    * The job's progress: first its state and history now, then every event until it ends.
-   * `MODEL_NOT_FOUND` before anything is streamed when there is no such job. Ending the
+   * `JOB_NOT_FOUND` before anything is streamed when there is no such job. Ending the
    * subscription releases its listener at once, whether or not events still come.
    */
   async watch(token: string): Promise<AsyncIterableIterator<TrainingProgress>> {
@@ -200,7 +200,7 @@ export class TrainingService {
 
   private async record(token: string): Promise<JobRecord> {
     const record = isWellFormedToken(token) ? await this.deps.jobs.record(token) : null;
-    if (!record) throw new ModelNotFoundError();
+    if (!record) throw new JobNotFoundError();
     return record;
   }
 
