@@ -9,7 +9,7 @@ const TOP_K = { nullable: true, description: 'How many classes `top` lists (1 to
 
 @Resolver()
 export class PredictionResolver {
-  @Mutation(() => Prediction, { description: 'Classifies one image, sent as an upload or as base64.' })
+  @Mutation(() => Prediction, { nullable: true, description: 'Classifies one image, sent as an upload or as base64.' })
   async classifyImage(
     @Arg('token', () => ID) token: string,
     @Arg('image', () => GraphQLUpload, { nullable: true }) image: Promise<FileUpload> | null,
@@ -20,7 +20,7 @@ export class PredictionResolver {
     return services.predictions.classifyImage(token, { image, imageBase64 }, topK ?? undefined, documents);
   }
 
-  @Mutation(() => [Prediction], { description: 'Classifies several images, in order.' })
+  @Mutation(() => [Prediction], { nullable: true, description: 'Classifies several images, in order.' })
   async classifyImages(
     @Arg('token', () => ID) token: string,
     @Arg('images', () => [GraphQLUpload]) images: Promise<FileUpload>[],
@@ -30,7 +30,7 @@ export class PredictionResolver {
     return services.predictions.classifyImages(token, images, topK ?? undefined, documents);
   }
 
-  @Mutation(() => Prediction, { description: 'Classifies one text.' })
+  @Mutation(() => Prediction, { nullable: true, description: 'Classifies one text.' })
   async classifyText(
     @Arg('token', () => ID) token: string,
     @Arg('text') text: string,
@@ -40,7 +40,7 @@ export class PredictionResolver {
     return services.predictions.classifyText(token, text, topK ?? undefined, documents);
   }
 
-  @Mutation(() => [Prediction], { description: 'Classifies several texts, in order.' })
+  @Mutation(() => [Prediction], { nullable: true, description: 'Classifies several texts, in order.' })
   async classifyTexts(
     @Arg('token', () => ID) token: string,
     @Arg('texts', () => [String]) texts: string[],

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 
-import { startTestServer, type TestServer } from './helpers/server';
+import { ADMIN_KEY, startTestServer, type TestServer } from './helpers/server';
 import { classImage, imageInput, multipart, sentimentCsv, SUBMIT, subscribe, textInput } from './helpers/training';
 
 /**
@@ -215,5 +215,28 @@ describe('job tokens', () => {
     } finally {
       await subscription.close();
     }
+  });
+});
+
+describe('an error in one root field', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(() => server.stop());
+
+  it('leaves the other root fields of the query their data', async () => {
+    const answer: Answer = await server.graphql('{ status { status } model(token: "x") { token } }');
+    expect(answer.data).toEqual({ status: { status: 'SLEEPING' }, model: null });
+    expect(answer.errors?.map((error) => [error.path, error.extensions?.code])).toEqual([[['model'], 'MODEL_NOT_FOUND']]);
+  });
+
+  it('leaves the mutations that ran before it their results', async () => {
+    const answer: Answer = await server.graphql(
+      'mutation { a: setDevMode(enabled: false) { devMode } b: deleteModel(token: "x") c: setCleanup(active: true) { cleanupActive } }',
+      { key: ADMIN_KEY },
+    );
+    expect(answer.data).toEqual({ a: { devMode: false }, b: null, c: { cleanupActive: true } });
+    expect(codes(answer)).toEqual(['MODEL_NOT_FOUND']);
   });
 });

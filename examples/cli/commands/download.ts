@@ -22,6 +22,7 @@ export interface DownloadOptions {
  */
 export async function download(client: FlashClient, token: string, { format, output }: DownloadOptions, io: Streams): Promise<number> {
   const { downloadModel: link } = await client.request(DownloadModelDocument, { token, format });
+  if (!link) throw new Error('The server sent no download link.');
   const isFolder = output !== undefined && (await stat(output).catch(() => null))?.isDirectory();
   const target = output === undefined ? link.filename : isFolder ? path.join(output, link.filename) : output;
   await save(client, link.url, target, io);

@@ -23,7 +23,7 @@ export async function predict(
       ? (await client.request(ClassifyImagesDocument, { token, images: await Promise.all(files.map(openFile)), topK })).classifyImages
       : (await client.request(ClassifyTextsDocument, { token, texts, topK })).classifyTexts;
   const inputs = files.length > 0 ? files.map((file) => path.basename(file)) : texts.map(shorten);
-  const rows = predictions.flatMap((prediction, i) =>
+  const rows = (predictions ?? []).flatMap((prediction, i) =>
     prediction.top.map(({ label, probability }, rank) => [rank === 0 ? (inputs[i] ?? '') : '', String(rank + 1), label, formatPercent(probability, 2)]),
   );
   io.stdout.write(table([['INPUT', '#', 'LABEL', 'PROBABILITY'], ...rows], new Set([1, 3])));

@@ -50,6 +50,7 @@ export async function train(client: FlashClient, location: string, options: Trai
   };
   io.stderr.write(`Uploading ${dataset.description}: ${input.model}, ${input.epochs} epochs…\n`);
   const { submitTraining: job } = await client.request(SubmitTrainingDocument, { input });
+  if (!job) throw new Error('The server sent no job.');
   io.stdout.write(`Token: ${job.token}\n`);
   return follow(client, job.token, io);
 }
