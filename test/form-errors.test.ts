@@ -1,10 +1,13 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 
 import { createClient } from 'graphql-ws';
+import pino from 'pino';
 import WebSocket from 'ws';
 
-import { ADMIN_KEY, startTestServer, type TestServer } from './helpers/server';
+import { buildApp } from '../src/server/app';
+import { ADMIN_KEY, makeDataDir, startTestServer, type TestServer } from './helpers/server';
 import { classImage, imageInput, multipart, sentimentCsv, SUBMIT, subscribe, textInput } from './helpers/training';
 
 /**
@@ -238,5 +241,56 @@ describe('an error in one root field', () => {
     );
     expect(answer.data).toEqual({ a: { devMode: false }, b: null, c: { cleanupActive: true } });
     expect(codes(answer)).toEqual(['MODEL_NOT_FOUND']);
+  });
+});
+
+describe('automatic persisted queries', () => {
+  const QUERY = '{ status { status } }';
+  let url: string;
+  let stop: () => Promise<void>;
+  const lines: Record<string, unknown>[] = [];
+
+  beforeAll(async () => {
+    const stream = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+        callback();
+      },
+    });
+    const dataDir = makeDataDir();
+    const app = buildApp({
+      env: { FLASH_ADMIN_KEY: ADMIN_KEY },
+      config: { env: 'test', host: '127.0.0.1', port: 0, dataDir },
+      logger: pino({ level: 'info' }, stream),
+    });
+    ({ url } = await app.start());
+    stop = async () => {
+      await app.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    };
+  });
+  afterAll(() => stop());
+
+  const send = async (body: unknown) => {
+    const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    return { status: response.status, ...((await response.json()) as Omit<Answer, 'status'>) };
+  };
+  const persisted = (sha256Hash: unknown, version: unknown = 1) => ({ persistedQuery: { version, sha256Hash } });
+
+  it.each([
+    ['a hash that does not match its query', { query: QUERY, extensions: persisted('0'.repeat(64)) }, 400, 'BAD_REQUEST', 'provided sha does not match query'],
+    ['an unsupported version', { query: QUERY, extensions: persisted('0'.repeat(64), 2) }, 400, 'BAD_REQUEST', 'Unsupported persisted query version'],
+    ['a hash never registered', { extensions: persisted('f'.repeat(64)) }, 200, 'PERSISTED_QUERY_NOT_FOUND', 'PersistedQueryNotFound'],
+    ['a hash that is not a string', { extensions: persisted({ not: 'a hash' }) }, 200, 'PERSISTED_QUERY_NOT_FOUND', 'PersistedQueryNotFound'],
+  ])('answer %s with Apollo’s own code and message, logging no error', async (_label, body, status, code, message) => {
+    lines.length = 0;
+    const answer = await send(body);
+    expect({ status: answer.status, codes: codes(answer), message: answer.errors?.[0]?.message }).toEqual({
+      status,
+      codes: [code],
+      message,
+    });
+    expect(lines.filter((line) => Number(line.level) >= 50)).toEqual([]);
+    expect(JSON.stringify(lines)).not.toContain('stack');
   });
 });

@@ -29,7 +29,21 @@ function kindOf(error: unknown): { kind: ErrorKind; original: unknown; code?: Er
   const code = (error as { extensions?: { code?: unknown } })?.extensions?.code;
   if (original === error && typeof code === 'string' && APOLLO_CODES.has(code)) return { kind: 'request', original };
   if (code === undefined && isVariableError(error)) return { kind: 'request', original, code: ErrorCode.BAD_USER_INPUT };
+  if (code === undefined && isApolloRequestError(error)) return { kind: 'request', original, code: ErrorCode.BAD_REQUEST };
   return { kind: 'unexpected', original };
+}
+
+/**
+ * Apollo Server raises these about a request's automatic persisted query as plain
+ * `GraphQLError`s without a code (and so would answer them as `INTERNAL_SERVER_ERROR`), with
+ * HTTP status 400: they are the client's mistake, answered `BAD_REQUEST` with Apollo's message.
+ */
+const APOLLO_UNCODED_MESSAGES = new Set(['provided sha does not match query', 'Unsupported persisted query version']);
+
+function isApolloRequestError(error: unknown): boolean {
+  if (!(error instanceof GraphQLError) || error.path !== undefined || error.originalError) return false;
+  const http = error.extensions.http as { status?: unknown } | undefined;
+  return http?.status === 400 && APOLLO_UNCODED_MESSAGES.has(error.message);
 }
 
 /**

@@ -833,6 +833,27 @@ export const RAW_CASES: RawCase[] = [
     },
     expect: refused('epochs', /^Variable "\$input" has an invalid value: Field "epochs" of required type "Int!" was not provided\.$/),
   },
+  {
+    name: 'a persisted query whose hash is not the hash of its query',
+    request: async () => ({
+      headers: { 'content-type': 'application/json' },
+      body: text(
+        JSON.stringify({
+          query: '{ status { status } }',
+          extensions: { persistedQuery: { version: 1, sha256Hash: '0'.repeat(64) } },
+        }),
+      ),
+    }),
+    expect: badRequest(),
+  },
+  {
+    name: 'a persisted query of an unsupported version',
+    request: async () => ({
+      headers: { 'content-type': 'application/json' },
+      body: text(JSON.stringify({ extensions: { persistedQuery: { version: 99, sha256Hash: 'f'.repeat(64) } } })),
+    }),
+    expect: badRequest(),
+  },
 ];
 
 /** The bytes of a committed CSV case. */
