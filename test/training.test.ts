@@ -50,7 +50,7 @@ async function submitCsv(server: TestServer, overrides: Record<string, unknown> 
 }
 
 const tokenOf = (response: { data?: Submitted | null; errors?: unknown }) => {
-  if (!response.data) throw new Error(`submitTraining failed: ${JSON.stringify(response.errors)}`);
+  if (!response.data?.submitTraining) throw new Error(`submitTraining failed: ${JSON.stringify(response.errors)}`);
   return response.data.submitTraining.token;
 };
 
