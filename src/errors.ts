@@ -21,7 +21,10 @@ export enum ErrorCode {
   SERVER_BUSY = 'SERVER_BUSY',
   /** A platform document in the store does not match its schema. */
   DOCUMENT_INVALID = 'DOCUMENT_INVALID',
-  /** The object store could not be reached or refused the request. */
+  /**
+   * The object store could not be reached or refused the request, or the server's work folder
+   * (where uploads are staged) is read-only or full.
+   */
   STORE_UNAVAILABLE = 'STORE_UNAVAILABLE',
   INTERNAL_SERVER_ERROR = 'INTERNAL_SERVER_ERROR',
 

@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
+import { open, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -18,6 +18,7 @@ import {
   type TextDataset,
   type UploadInput,
 } from '../datasets';
+import { makeStagingFolder, staging } from '../datasets/staging';
 import {
   type DocumentStore,
   FINAL_JOB_STATES,
@@ -77,14 +78,12 @@ export class TrainingService {
     // A cheap look before reading any upload; admission below decides under compare-and-swap.
     if (!(await jobs.hasRoom())) throw new ServerBusyError();
 
-    const uploads = path.join(config.workDir, 'uploads');
-    await mkdir(uploads, { recursive: true });
-    const stagingDir = await mkdtemp(path.join(uploads, 'submission-'));
+    const stagingDir = await makeStagingFolder(path.join(config.workDir, 'uploads'), 'submission-');
     try {
-      const dataset = await this.ingest(source, stagingDir, limits);
+      const dataset = await staging(() => this.ingest(source, stagingDir, limits));
       const token = await this.newToken(hyperparameters.task_type, taskName);
       const datasetFile = path.join(stagingDir, 'dataset.json');
-      const classes = await writeDatasetJson(dataset, datasetFile);
+      const classes = await staging(() => writeDatasetJson(dataset, datasetFile));
 
       const now = new Date().toISOString();
       const entry: QueueEntry = {
