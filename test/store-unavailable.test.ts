@@ -36,7 +36,6 @@ function cannotMount(): string | null {
 
 const reason = cannotMount();
 if (reason) {
-  // eslint-disable-next-line no-console
   console.warn(`Skipping the read-only and full-disk tests: ${reason}`);
 }
 const describeMounted = reason ? describe.skip : describe;
