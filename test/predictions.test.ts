@@ -288,3 +288,30 @@ describe('errors a form can use', () => {
     expect(fieldsOf(response)).toEqual(['texts[1]', 'texts[3]']);
   });
 });
+
+describe('imageBase64', () => {
+  const CLASSIFY_BASE64 = `mutation($t: ID!, $b: String) { classifyImage(token: $t, imageBase64: $b) { ${PREDICTION} } }`;
+  const classifyBase64 = (b: string) => server.graphql<{ classifyImage: Prediction }>(CLASSIFY_BASE64, { variables: { t: IMAGE, b } });
+
+  it('takes a data: URL as browsers make one (FileReader.readAsDataURL, canvas.toDataURL)', async () => {
+    const source = imageModel.sources[1]!.input;
+    const plain = await classifyBase64(source.toString('base64'));
+    expect(plain.errors).toBeUndefined();
+    for (const prefix of ['data:image/png;base64,', 'DATA:image/png;BASE64,', 'data:image/png;name=photo.png;base64,']) {
+      const url = await classifyBase64(`${prefix}${source.toString('base64')}`);
+      expect(url.errors).toBeUndefined();
+      expect(url.data?.classifyImage).toEqual(plain.data?.classifyImage);
+    }
+  });
+
+  it.each([
+    ['a data: URL of another media type', 'data:text/plain;base64,aGVsbG8='],
+    ['a data: URL that is not base64', 'data:image/png,%89PNG'],
+    ['a data: URL without a comma', 'data:image/png;base64'],
+  ])('refuses %s with BAD_USER_INPUT on imageBase64', async (_label, value) => {
+    const response = await classifyBase64(value);
+    expect(codes(response)).toEqual(['BAD_USER_INPUT']);
+    expect(response.errors?.[0]?.extensions?.field).toBe('imageBase64');
+    expect(response.errors?.[0]?.message).toMatch(/data: URL/);
+  });
+});
