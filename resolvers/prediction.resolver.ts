@@ -1,8 +1,8 @@
 import type { FileUpload } from 'graphql-upload-minimal';
-import { GraphQLUpload } from 'graphql-upload-minimal';
 import { Arg, Ctx, ID, Int, Mutation, Resolver } from 'type-graphql';
 
 import { Prediction } from '../schema/prediction.type';
+import { Upload } from '../schema/scalars';
 import type { Context } from './context';
 
 const TOP_K = { nullable: true, description: 'How many classes `top` lists (1 to the number of classes; default 5).' };
@@ -12,7 +12,7 @@ export class PredictionResolver {
   @Mutation(() => Prediction, { nullable: true, description: 'Classifies one image, sent as an upload or as base64.' })
   async classifyImage(
     @Arg('token', () => ID) token: string,
-    @Arg('image', () => GraphQLUpload, { nullable: true }) image: Promise<FileUpload> | null,
+    @Arg('image', () => Upload, { nullable: true }) image: Promise<FileUpload> | null,
     @Arg('imageBase64', () => String, { nullable: true }) imageBase64: string | null,
     @Arg('topK', () => Int, TOP_K) topK: number | null,
     @Ctx() { services, documents }: Context,
@@ -23,7 +23,7 @@ export class PredictionResolver {
   @Mutation(() => [Prediction], { nullable: true, description: 'Classifies several images, in order.' })
   async classifyImages(
     @Arg('token', () => ID) token: string,
-    @Arg('images', () => [GraphQLUpload]) images: Promise<FileUpload>[],
+    @Arg('images', () => [Upload]) images: Promise<FileUpload>[],
     @Arg('topK', () => Int, TOP_K) topK: number | null,
     @Ctx() { services, documents }: Context,
   ): Promise<Prediction[]> {
