@@ -81,9 +81,11 @@ export type TrainingServerStatus =
   | 'ACTIVE'
   | 'SLEEPING';
 
-/** QUEUED → PREPARING → TRAINING → EXPORTING → DEPLOYED, or FAILED / CANCELLED. */
+/** QUEUED → PREPARING → TRAINING → EXPORTING → DEPLOYED, or FAILED / CANCELLED; a DEPLOYED job becomes DELETED once its model is deleted (deleteModel, or expiry). */
 export type TrainingState =
   | 'CANCELLED'
+  /** The job deployed its model, which has since been deleted by deleteModel or after its time to live; its history stays, its model is null. */
+  | 'DELETED'
   | 'DEPLOYED'
   | 'EXPORTING'
   | 'FAILED'

@@ -74,6 +74,8 @@ export const jobRecordSchema = z.looseObject({
   cancel_requested: z.boolean(),
   /** When cleanup deleted the model this job deployed (ISO). */
   expired_at: z.string().nullish(),
+  /** When `deleteModel` deleted the model this job deployed (ISO). */
+  deleted_at: z.string().nullish(),
 });
 export type JobRecord = z.infer<typeof jobRecordSchema>;
 

@@ -99,10 +99,16 @@ export class ModelService {
       .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || a.token.localeCompare(b.token));
   }
 
-  /** Deletes the model and its files. */
+  /** Deletes the model and its files; its job, if this platform trained it, shows `DELETED` from then on. */
   async delete(token: string): Promise<void> {
     const { entry } = await this.deployed(token);
-    await this.remove([token], () => true);
+    const removed = await this.remove([token], () => true);
+    if (removed.length > 0) {
+      const now = new Date().toISOString();
+      await this.documents
+        .update(jobRecordDocument(token), (record) => ({ ...record, deleted_at: now }))
+        .catch(() => undefined); // models of the original platform have no job record
+    }
     this.logger.info({ token, task_type: entry.task_type }, 'Model deleted');
   }
 

@@ -34,7 +34,7 @@ import { BadUserInputError, JobNotFoundError, MaintenanceError, ServerBusyError 
 import type { PlatformPubSub } from '../events/pubsub';
 import type { ModelService } from '../models/model.service';
 import type { ObjectStore } from '../store';
-import { type TrainingJob, type TrainingProgress, toTrainingJob } from './job';
+import { isFinalState, type TrainingJob, type TrainingProgress, toTrainingJob } from './job';
 import type { JobRepository } from './job.repository';
 import { publishQueuePositions, recordEvent } from './progress';
 import type { TrainingSupervisor } from './supervisor';
@@ -151,14 +151,14 @@ export class TrainingService {
       try {
         const snapshot = await this.snapshot(token);
         await push(snapshot);
-        if (FINAL_JOB_STATES.has(snapshot.state)) return stop();
+        if (isFinalState(snapshot.state)) return stop();
         for (;;) {
           const next = await Promise.race([live.next(), stop.then(() => ({ done: true as const, value: undefined }))]);
           if (next.done) return stop();
           // Events the snapshot already covered can arrive once more; skip those.
           if (next.value.history.length < snapshot.history.length) continue;
           await push(next.value);
-          if (FINAL_JOB_STATES.has(next.value.state)) return stop();
+          if (isFinalState(next.value.state)) return stop();
         }
       } catch (error) {
         return stop(error);
