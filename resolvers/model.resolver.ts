@@ -1,4 +1,4 @@
-import { Arg, Authorized, Ctx, ID, Mutation, Query, Resolver } from 'type-graphql';
+import { Arg, Authorized, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
 
 import { DownloadLink } from '../schema/download-link.type';
 import { ModelFormat } from '../schema/enums';
@@ -41,6 +41,11 @@ export class ModelResolver {
   async deleteModel(@Arg('token', () => ID) token: string, @Ctx() { services }: Context): Promise<boolean> {
     await services.models.delete(token);
     return true;
+  }
+
+  @FieldResolver(() => [String], { nullable: true })
+  async classes(@Root() model: Model, @Ctx() { services, documents }: Context): Promise<string[] | null> {
+    return services.models.classes(model, documents);
   }
 
   @Authorized(Role.ADMIN)

@@ -315,3 +315,18 @@ describe('imageBase64', () => {
     expect(response.errors?.[0]?.message).toMatch(/data: URL/);
   });
 });
+
+describe('a text model', () => {
+  it('names its classes, from its vocabulary file, as image models do', async () => {
+    const model = await server.graphql<{ model: { classes: string[] | null } }>(`query($t: ID!) { model(token: $t) { classes } }`, {
+      variables: { t: TEXT },
+    });
+    expect(model.errors).toBeUndefined();
+    expect(model.data?.model.classes).toEqual(textModel.classes);
+    const listed = await server.graphql<{ models: { token: string; classes: string[] | null }[] }>('{ models { token classes } }', {
+      key: ADMIN_KEY,
+    });
+    expect(listed.data?.models.find((entry) => entry.token === TEXT)?.classes).toEqual(textModel.classes);
+    expect(listed.data?.models.find((entry) => entry.token === IMAGE)?.classes).toEqual(imageModel.classes);
+  });
+});

@@ -231,6 +231,9 @@ describe('other datasets', () => {
     expect(metadata).toMatchObject({ classes: ['negative', 'positive'], pad_id: 0, unk_id: 1 });
     expect(metadata.vocab.slice(0, 2)).toEqual(['<pad>', '<unk>']);
     expect(entry.accuracy).toBeGreaterThan(0.5);
+    // The entry keeps the seed's shape; the API reads the labels from the metadata file.
+    const model = await server.graphql(`query($t: ID!) { model(token: $t) { classes } }`, { variables: { t: token } });
+    expect(model.data).toEqual({ model: { classes: ['negative', 'positive'] } });
   });
 });
 

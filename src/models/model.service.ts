@@ -16,6 +16,7 @@ import {
 import { AppError, ErrorCode, ModelNotFoundError, ModelTrainingError } from '../errors';
 import type { PlatformPubSub } from '../events/pubsub';
 import type { ObjectStore } from '../store';
+import { TextClassNames } from './text-classes';
 
 /** A deployed model as the platform presents it; accuracy is always a fraction in 0..1. */
 export interface Model {
@@ -25,7 +26,10 @@ export interface Model {
   /** Base64 image of the accuracy chart. */
   accuracyPlot: string;
   downloadable: boolean;
-  /** Class names in output order; `null` for text models, whose labels live in their metadata. */
+  /**
+   * Class names in output order, as `inference.json` has them; `null` for text models, whose
+   * labels live in their metadata file (`ModelService.classes` reads it).
+   */
   classes: string[] | null;
   createdAt: Date;
   /** When cleanup deletes it; `null` for pinned models. */
@@ -62,13 +66,29 @@ export function isModelFileKey(key: string | undefined): key is string {
 
 /** The models in `inference.json`: looking them up, their expiry, and their deletion. */
 export class ModelService {
+  private readonly textClasses: TextClassNames;
+
   constructor(
     private readonly documents: DocumentStore,
     private readonly store: ObjectStore,
     private readonly pubsub: PlatformPubSub,
     private readonly policy: ModelPolicy,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.textClasses = new TextClassNames(store, logger);
+  }
+
+  /**
+   * The model's class names in output order: its entry's (image models), else a text model's
+   * metadata file's; `null` when neither has them.
+   */
+  async classes(model: Pick<Model, 'token' | 'classes'>, reader: DocumentReader = this.documents): Promise<string[] | null> {
+    if (model.classes) return model.classes;
+    const inference = await reader.read(INFERENCE);
+    const entry = Object.hasOwn(inference, model.token) ? inference[model.token] : undefined;
+    if (!entry || entry.task_type !== 'textclassification') return null;
+    return entry.classes ?? this.textClasses.of(model.token, entry);
+  }
 
   /**
    * The model deployed under `token`. Unknown tokens answer `MODEL_TRAINING` while the job of
@@ -163,6 +183,7 @@ export class ModelService {
           this.store.delete(key).catch((error: unknown) => this.logger.warn({ err: error, token }, 'Could not delete a model file')),
         ),
       );
+      this.textClasses.forget(token);
       this.pubsub.publish('MODEL_REMOVED', token);
     }
     return removed.map(({ token }) => token);
