@@ -854,6 +854,14 @@ export const RAW_CASES: RawCase[] = [
     }),
     expect: badRequest(),
   },
+  {
+    name: 'a trainingJob query for a token no job has',
+    request: async () => ({
+      headers: { 'content-type': 'application/json' },
+      body: text(JSON.stringify({ query: '{ trainingJob(token: "textClassification-nobody-00000000000000000000") { state } }' })),
+    }),
+    expect: { kind: 'graphql', code: 'JOB_NOT_FOUND' },
+  },
 ];
 
 /** The bytes of a committed CSV case. */
