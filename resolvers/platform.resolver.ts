@@ -8,13 +8,16 @@ import { type Context, Role } from './context';
 
 @Resolver(() => PlatformStatus)
 export class PlatformResolver {
-  @Query(() => PlatformStatus, { description: 'Training server state, maintenance mode and model expiry.' })
+  @Query(() => PlatformStatus, {
+    nullable: true,
+    description: 'Training server state, maintenance mode and model expiry.',
+  })
   async status(@Ctx() { services, documents }: Context): Promise<PlatformStatus> {
     return toPlatformStatus(await services.platform.state(documents));
   }
 
   @Authorized(Role.ADMIN)
-  @Mutation(() => PlatformStatus, { description: 'Admin: turn maintenance (dev) mode on or off.' })
+  @Mutation(() => PlatformStatus, { nullable: true, description: 'Admin: turn maintenance (dev) mode on or off.' })
   async setDevMode(@Arg('enabled') enabled: boolean, @Ctx() { services, documents }: Context): Promise<PlatformStatus> {
     const state = await services.platform.setDevMode(enabled);
     documents.forget(STATUS);
@@ -22,7 +25,10 @@ export class PlatformResolver {
   }
 
   @Authorized(Role.ADMIN)
-  @Mutation(() => PlatformStatus, { description: 'Admin: let the expiry of old models run, or pause it.' })
+  @Mutation(() => PlatformStatus, {
+    nullable: true,
+    description: 'Admin: let the expiry of old models run, or pause it.',
+  })
   async setCleanup(@Arg('active') active: boolean, @Ctx() { services, documents }: Context): Promise<PlatformStatus> {
     const state = await services.platform.setCleanup(active);
     documents.forget(CLEANUP);

@@ -11,6 +11,7 @@ import { toModel, toTrainingEvent, toTrainingJob } from './mappers';
 @Resolver(() => TrainingJob)
 export class TrainingResolver {
   @Mutation(() => TrainingJob, {
+    nullable: true,
     description:
       'Uploads a dataset and queues a training job (GraphQL multipart request; send the "apollo-require-preflight: true" header). Answers MAINTENANCE in dev mode and SERVER_BUSY when the queue is full.',
   })
@@ -21,12 +22,15 @@ export class TrainingResolver {
     return toTrainingJob(await services.training.submit(request, { dataset, classes }));
   }
 
-  @Mutation(() => TrainingJob, { description: 'Removes a queued job, or stops a running one (the token is the credential).' })
+  @Mutation(() => TrainingJob, {
+    nullable: true,
+    description: 'Removes a queued job, or stops a running one (the token is the credential).',
+  })
   async cancelTraining(@Arg('token', () => ID) token: string, @Ctx() { services }: Context): Promise<TrainingJob> {
     return toTrainingJob(await services.training.cancel(token));
   }
 
-  @Query(() => TrainingJob, { description: 'A training job’s state, queue position and history.' })
+  @Query(() => TrainingJob, { nullable: true, description: 'A training job’s state, queue position and history.' })
   async trainingJob(@Arg('token', () => ID) token: string, @Ctx() { services }: Context): Promise<TrainingJob> {
     return toTrainingJob(await services.training.job(token));
   }

@@ -50,10 +50,18 @@ export enum TrainingState {
   DEPLOYED = 'DEPLOYED',
   FAILED = 'FAILED',
   CANCELLED = 'CANCELLED',
+  DELETED = 'DELETED',
 }
 registerEnumType(TrainingState, {
   name: 'TrainingState',
-  description: 'QUEUED → PREPARING → TRAINING → EXPORTING → DEPLOYED, or FAILED / CANCELLED.',
+  description:
+    'QUEUED → PREPARING → TRAINING → EXPORTING → DEPLOYED, or FAILED / CANCELLED; a DEPLOYED job becomes DELETED once its model is deleted (deleteModel, or expiry).',
+  valuesConfig: {
+    DELETED: {
+      description:
+        'The job deployed its model, which has since been deleted by deleteModel or after its time to live; its history stays, its model is null.',
+    },
+  },
 });
 
 export enum ModelFormat {

@@ -20,7 +20,11 @@ export class Model {
   @Field({ description: 'Whether the weights can be downloaded.' })
   downloadable!: boolean;
 
-  @Field(() => [String], { nullable: true, description: 'Class names in output order (image models).' })
+  @Field(() => [String], {
+    nullable: true,
+    description:
+      'Class names in output order, the labels the model predicts, for image and text models; null when unknown (text models of the original platform).',
+  })
   classes!: string[] | null;
 
   @Field({ description: 'When the model was deployed (minute precision, UTC).' })

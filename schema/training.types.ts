@@ -1,9 +1,9 @@
 import type { FileUpload } from 'graphql-upload-minimal';
-import { GraphQLUpload } from 'graphql-upload-minimal';
 import { Field, Float, ID, InputType, Int, ObjectType } from 'type-graphql';
 
 import { ModelArchitecture, Optimizer, PretrainDataset, TaskType, TrainingState } from './enums';
 import { Model } from './model.type';
+import { Upload } from './scalars';
 
 @InputType({ description: 'Lower the learning rate when validation accuracy stops improving.' })
 export class ReduceLrOnPlateauInput {
@@ -31,7 +31,7 @@ export class ClassImagesInput {
   @Field()
   name!: string;
 
-  @Field(() => [GraphQLUpload])
+  @Field(() => [Upload])
   images!: Promise<FileUpload>[];
 }
 
@@ -70,7 +70,7 @@ export class TrainingInput {
   @Field(() => StepLrInput, { nullable: true })
   stepLr?: StepLrInput | null;
 
-  @Field(() => GraphQLUpload, {
+  @Field(() => Upload, {
     nullable: true,
     description: 'A ZIP with one folder of images per class, or for text a CSV with columns input and label.',
   })

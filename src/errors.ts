@@ -9,6 +9,8 @@ export enum ErrorCode {
   UNAUTHENTICATED = 'UNAUTHENTICATED',
   FORBIDDEN = 'FORBIDDEN',
   MODEL_NOT_FOUND = 'MODEL_NOT_FOUND',
+  /** No training job is known under this token (never submitted, or its record was removed after `FLASH_JOB_RETENTION`). */
+  JOB_NOT_FOUND = 'JOB_NOT_FOUND',
   MODEL_TRAINING = 'MODEL_TRAINING',
   /** The model existed and was deleted by cleanup after its time to live. */
   MODEL_EXPIRED = 'MODEL_EXPIRED',
@@ -21,7 +23,10 @@ export enum ErrorCode {
   TOO_MANY_SUBSCRIPTIONS = 'TOO_MANY_SUBSCRIPTIONS',
   /** A platform document in the store does not match its schema. */
   DOCUMENT_INVALID = 'DOCUMENT_INVALID',
-  /** The object store could not be reached or refused the request. */
+  /**
+   * The object store could not be reached or refused the request, or the server's work folder
+   * (where uploads are staged) is read-only or full.
+   */
   STORE_UNAVAILABLE = 'STORE_UNAVAILABLE',
   INTERNAL_SERVER_ERROR = 'INTERNAL_SERVER_ERROR',
 
@@ -35,10 +40,19 @@ export enum ErrorCode {
   INTROSPECTION_DISABLED = 'INTROSPECTION_DISABLED',
 }
 
+/** One input field at fault and what is wrong with it, as a form shows it beside the field. */
+export interface FieldProblem {
+  /** Its path relative to the argument: `batchSize`, `reduceLrOnPlateau.minLr`, `classes[1].images[4]`. */
+  field: string;
+  message: string;
+}
+
 export interface AppErrorExtensions {
   code: ErrorCode;
-  /** The argument or input field at fault, for `BAD_USER_INPUT`. */
+  /** The argument or input field at fault, for `BAD_USER_INPUT`: the first of `fields`. */
   field?: string;
+  /** For `BAD_USER_INPUT`: every input field at fault, in input order, `field` first. */
+  fields?: FieldProblem[];
   /** The store document at fault, for `DOCUMENT_INVALID`. */
   document?: string;
   [key: string]: unknown;
@@ -58,9 +72,44 @@ export class AppError extends GraphQLError {
 }
 
 export class BadUserInputError extends AppError {
-  constructor(message: string, field?: string) {
-    super(message, { code: ErrorCode.BAD_USER_INPUT, ...(field ? { field } : {}) });
+  /**
+   * One problem. With a `field`, `extensions.fields` lists it too, its message without a
+   * leading `field: ` (the form shows it beside the field), so clients read one shape always.
+   */
+  constructor(message: string, field?: string, fields?: readonly FieldProblem[]) {
+    const problems = fields ?? (field ? [{ field, message: withoutFieldPrefix(message, field) }] : []);
+    super(message, {
+      code: ErrorCode.BAD_USER_INPUT,
+      ...(field ? { field } : {}),
+      ...(problems.length > 0 ? { fields: [...problems] } : {}),
+    });
   }
+
+  /**
+   * Several problems at once: `field` is the first one's, `fields` lists them all, and the
+   * message names each (`batchSize: must be …; epochs: must be …`).
+   */
+  static of(problems: readonly FieldProblem[]): BadUserInputError {
+    if (problems.length === 0) throw new RangeError('BadUserInputError.of needs at least one problem');
+    const message = problems.map(({ field, message: text }) => `${field}: ${text}`).join('; ');
+    return new BadUserInputError(message, problems[0]!.field, problems);
+  }
+
+  /** One error for several: their messages joined, `field` the first one's, `fields` all of theirs. */
+  static merge(errors: readonly BadUserInputError[]): BadUserInputError {
+    if (errors.length === 1) return errors[0]!;
+    const problems = errors.flatMap((error) => error.problems);
+    return new BadUserInputError(errors.map((error) => error.message).join('; '), problems[0]?.field, problems);
+  }
+
+  /** Its problems, to merge with others before throwing. */
+  get problems(): FieldProblem[] {
+    return this.extensions.fields ?? [];
+  }
+}
+
+function withoutFieldPrefix(message: string, field: string): string {
+  return message.startsWith(`${field}: `) ? message.slice(field.length + 2) : message;
 }
 
 export class UnauthenticatedError extends AppError {
@@ -78,6 +127,12 @@ export class ForbiddenError extends AppError {
 export class ModelNotFoundError extends AppError {
   constructor() {
     super('No model is deployed under this token.', { code: ErrorCode.MODEL_NOT_FOUND });
+  }
+}
+
+export class JobNotFoundError extends AppError {
+  constructor() {
+    super('No training job is known under this token.', { code: ErrorCode.JOB_NOT_FOUND });
   }
 }
 

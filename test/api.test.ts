@@ -43,7 +43,7 @@ describe('on a fresh store', () => {
   it('answers MODEL_NOT_FOUND for a token nobody holds', async () => {
     const response = await server.graphql(`query($t: ID!) { model(token: $t) { token } }`, { variables: { t: 'nope' } });
     expect(codes(response)).toEqual(['MODEL_NOT_FOUND']);
-    expect(response.data).toBeNull();
+    expect(response.data).toEqual({ model: null });
   });
 
   it('answers BAD_USER_INPUT for arguments of the wrong type', async () => {

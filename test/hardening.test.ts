@@ -26,6 +26,7 @@ import {
   codes,
   expectAnswer,
   graphql,
+  noData,
   post,
   readJson,
   stagingLeftovers,
@@ -350,19 +351,19 @@ describe('hostile names and tokens', () => {
     ['a real token in upper case', DEPLOYED.toUpperCase()],
     ['a well-formed token nobody holds', 'textClassification-reviews-00000000000000000000'],
   ];
-  const OPERATIONS: [string, string][] = [
-    ['model', 'query($t: ID!) { model(token: $t) { token } }'],
-    ['trainingJob', 'query($t: ID!) { trainingJob(token: $t) { state } }'],
-    ['cancelTraining', 'mutation($t: ID!) { cancelTraining(token: $t) { state } }'],
-    ['deleteModel', 'mutation($t: ID!) { deleteModel(token: $t) }'],
-    ['downloadModel', 'mutation($t: ID!) { downloadModel(token: $t, format: ONNX) { url } }'],
-    ['classifyText', 'mutation($t: ID!) { classifyText(token: $t, text: "a great film") { label } }'],
+  const OPERATIONS: [string, string, string][] = [
+    ['model', 'query($t: ID!) { model(token: $t) { token } }', 'MODEL_NOT_FOUND'],
+    ['trainingJob', 'query($t: ID!) { trainingJob(token: $t) { state } }', 'JOB_NOT_FOUND'],
+    ['cancelTraining', 'mutation($t: ID!) { cancelTraining(token: $t) { state } }', 'JOB_NOT_FOUND'],
+    ['deleteModel', 'mutation($t: ID!) { deleteModel(token: $t) }', 'MODEL_NOT_FOUND'],
+    ['downloadModel', 'mutation($t: ID!) { downloadModel(token: $t, format: ONNX) { url } }', 'MODEL_NOT_FOUND'],
+    ['classifyText', 'mutation($t: ID!) { classifyText(token: $t, text: "a great film") { label } }', 'MODEL_NOT_FOUND'],
   ];
 
-  it.each(TOKENS)('answers MODEL_NOT_FOUND to a token with %s in every operation, echoing nothing', async (_label, token) => {
-    for (const [, operation] of OPERATIONS) {
+  it.each(TOKENS)('answers MODEL_NOT_FOUND (JOB_NOT_FOUND for jobs) to a token with %s in every operation, echoing nothing', async (_label, token) => {
+    for (const [, operation, code] of OPERATIONS) {
       const answer = await sendChangingNothing(sandbox, () => graphql(sandbox.server, operation, { variables: { t: token } }));
-      expect({ operation, codes: codes(answer) }).toEqual({ operation, codes: ['MODEL_NOT_FOUND'] });
+      expect({ operation, codes: codes(answer) }).toEqual({ operation, codes: [code] });
       expect(answer.text).not.toContain(inJson(token));
     }
     // The real model is untouched by its lookalikes.
@@ -417,7 +418,7 @@ describe('the admin key', () => {
   it.each(WRONG_KEYS)('answers FORBIDDEN to a key %s, changing nothing and echoing no key', async (_label, key) => {
     for (const operation of ADMIN_OPERATIONS) {
       const answer = await sendChangingNothing(sandbox, () => graphql(sandbox.server, operation, { key }));
-      expect({ operation, codes: codes(answer), data: answer.data }).toEqual({ operation, codes: ['FORBIDDEN'], data: null });
+      expect({ operation, codes: codes(answer), noData: noData(answer.data) }).toEqual({ operation, codes: ['FORBIDDEN'], noData: true });
       expect(answer.text).not.toContain(ADMIN_KEY.slice(0, 12));
       expect(answer.text).not.toContain(key.slice(0, 12));
       expect(answer.text).not.toContain(DEPLOYED);
@@ -427,10 +428,10 @@ describe('the admin key', () => {
   it.each(MISSING)('answers UNAUTHENTICATED to %s, changing nothing', async (_label, headers) => {
     for (const operation of ADMIN_OPERATIONS) {
       const answer = await sendChangingNothing(sandbox, () => graphql(sandbox.server, operation, { headers }));
-      expect({ operation, codes: codes(answer), data: answer.data }).toEqual({
+      expect({ operation, codes: codes(answer), noData: noData(answer.data) }).toEqual({
         operation,
         codes: ['UNAUTHENTICATED'],
-        data: null,
+        noData: true,
       });
       expect(answer.text).not.toContain(ADMIN_KEY.slice(0, 12));
       expect(answer.text).not.toContain(DEPLOYED);

@@ -411,11 +411,11 @@ describe('sessions', () => {
 });
 
 describe('errors', () => {
-  test('data that is not an image is BAD_USER_INPUT on `images`', async () => {
+  test('data that is not an image is BAD_USER_INPUT on its index, `images[1]`', async () => {
     const error = await expectCode(
       shared.classifyImages(image, [...onePicture(), Buffer.from('not a picture')]),
       ErrorCode.BAD_USER_INPUT,
-      { field: 'images' },
+      { field: 'images[1]' },
     );
     expect(error.message).toMatch(/^Image 2 cannot be used/);
   });
@@ -423,14 +423,14 @@ describe('errors', () => {
   test('a picture over the pixel limit is BAD_USER_INPUT', async () => {
     const engine = newEngine({ maxImagePixels: 1_000 });
     const error = await expectCode(engine.classifyImages(image, onePicture()), ErrorCode.BAD_USER_INPUT, {
-      field: 'images',
+      field: 'images[0]',
     });
     expect(error.message).toMatch(/more pixels than allowed/);
   });
 
-  test('empty and whitespace-only texts are BAD_USER_INPUT on `texts`', async () => {
-    await expectCode(shared.classifyTexts(text, ['']), ErrorCode.BAD_USER_INPUT, { field: 'texts' });
-    await expectCode(shared.classifyTexts(text, ['fine', ' \n\t ']), ErrorCode.BAD_USER_INPUT, { field: 'texts' });
+  test('empty and whitespace-only texts are BAD_USER_INPUT on their index, `texts[1]`', async () => {
+    await expectCode(shared.classifyTexts(text, ['']), ErrorCode.BAD_USER_INPUT, { field: 'texts[0]' });
+    await expectCode(shared.classifyTexts(text, ['fine', ' \n\t ']), ErrorCode.BAD_USER_INPUT, { field: 'texts[1]' });
   });
 
   test.each([0, 3, 1.5, -1])('topK %p is BAD_USER_INPUT on `topK` for a 2-class model', async (topK) => {

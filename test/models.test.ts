@@ -8,6 +8,7 @@ import { FsStore, type PutOptions, S3Store } from '../src/store';
 import { writeDeployedJobRecord, writeJobRecord } from './helpers/records';
 import { startS3Server } from './helpers/s3';
 import { ADMIN_KEY, makeDataDir, startTestServer, type TestServer, type TestServerOptions } from './helpers/server';
+import { subscribe } from './helpers/training';
 
 const HOUR = 3_600_000;
 const codes = (response: { errors?: { extensions?: { code?: string } }[] }) =>
@@ -412,6 +413,57 @@ describe('model expiry', () => {
     } finally {
       await server.stop();
       rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the job of a deleted model', () => {
+  const TOKEN = 'imageClassification-cats-aaaa';
+  const JOB = `query($t: ID!) { trainingJob(token: $t) { state history { epoch } model { token } } }`;
+  let server: TestServer;
+  beforeEach(async () => {
+    server = await serverWith([{ token: TOKEN, task: 'imageclassification', createdHoursAgo: 0 }]);
+    writeDeployedJobRecord(server.dataDir, TOKEN, 'imageclassification');
+  });
+  afterEach(() => server.stop());
+
+  it('is DELETED, with no model, and keeps its record and history', async () => {
+    const before = await server.graphql<{ trainingJob: { state: string; model: { token: string } | null } }>(JOB, {
+      variables: { t: TOKEN },
+    });
+    expect(before.data?.trainingJob).toMatchObject({ state: 'DEPLOYED', model: { token: TOKEN } });
+
+    expect((await server.graphql(`mutation { deleteModel(token: "${TOKEN}") }`)).data).toEqual({ deleteModel: true });
+    const after = await server.graphql(JOB, { variables: { t: TOKEN } });
+    expect(after.errors).toBeUndefined();
+    expect(after.data).toEqual({ trainingJob: { state: 'DELETED', history: [], model: null } });
+    expect(readJson(server, `training/jobs/${TOKEN}/job.json`)).toMatchObject({ state: 'DEPLOYED', deleted_at: expect.any(String) });
+  });
+
+  it('is DELETED once its model expired, too', async () => {
+    const stale = await serverWith([{ token: 'imageClassification-old-1111', task: 'imageclassification', createdHoursAgo: 3 }]);
+    try {
+      writeDeployedJobRecord(stale.dataDir, 'imageClassification-old-1111', 'imageclassification');
+      await stale.graphql('mutation { runCleanup }', { key: ADMIN_KEY });
+      const job = await stale.graphql(JOB, { variables: { t: 'imageClassification-old-1111' } });
+      expect(job.data).toEqual({ trainingJob: { state: 'DELETED', history: [], model: null } });
+    } finally {
+      await stale.stop();
+    }
+  });
+
+  it('tells a late trainingProgress subscriber DELETED, and ends', async () => {
+    await server.graphql(`mutation { deleteModel(token: "${TOKEN}") }`);
+    const subscription = subscribe<{ trainingProgress: { state: string; model: unknown } }>(
+      server,
+      'subscription($t: ID!) { trainingProgress(token: $t) { state model { token } } }',
+      { t: TOKEN },
+    );
+    try {
+      await subscription.completed;
+      expect(subscription.events).toEqual([{ trainingProgress: { state: 'DELETED', model: null } }]);
+    } finally {
+      await subscription.close();
     }
   });
 });

@@ -257,3 +257,76 @@ describe('unknown and unavailable models', () => {
     expect(codes(download)).toEqual(['MODEL_EXPIRED']);
   });
 });
+
+describe('errors a form can use', () => {
+  const CLASSIFY_IMAGES = `mutation($t: ID!, $i: [Upload!]!) { classifyImages(token: $t, images: $i) { label } }`;
+  type Problem = { field: string; message: string };
+  const fieldsOf = (response: { errors?: { extensions?: Record<string, unknown> }[] }) =>
+    (response.errors?.[0]?.extensions?.fields as Problem[] | undefined)?.map((problem) => problem.field);
+
+  it('name the index of every image classifyImages cannot use', async () => {
+    const images = imageModel.sources.slice(0, 6).map((source) => source.input);
+    images[3] = Buffer.from('plain text, not pixels');
+    images[5] = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"/>');
+    const response = await multipart(
+      server,
+      CLASSIFY_IMAGES,
+      { t: IMAGE, i: images.map(() => null) },
+      images.map((content, i) => ({ path: `variables.i.${i}`, filename: `${i}.png`, content })),
+    );
+    expect(codes(response)).toEqual(['BAD_USER_INPUT']);
+    expect(response.errors?.[0]?.extensions?.field).toBe('images[3]');
+    expect(fieldsOf(response)).toEqual(['images[3]', 'images[5]']);
+  });
+
+  it('name the index of every text classifyTexts cannot use', async () => {
+    const response = await server.graphql(`mutation($t: ID!, $x: [String!]!) { classifyTexts(token: $t, texts: $x) { label } }`, {
+      variables: { t: TEXT, x: ['a great film', '   ', 'fine', ''] },
+    });
+    expect(codes(response)).toEqual(['BAD_USER_INPUT']);
+    expect(response.errors?.[0]?.extensions?.field).toBe('texts[1]');
+    expect(fieldsOf(response)).toEqual(['texts[1]', 'texts[3]']);
+  });
+});
+
+describe('imageBase64', () => {
+  const CLASSIFY_BASE64 = `mutation($t: ID!, $b: String) { classifyImage(token: $t, imageBase64: $b) { ${PREDICTION} } }`;
+  const classifyBase64 = (b: string) => server.graphql<{ classifyImage: Prediction }>(CLASSIFY_BASE64, { variables: { t: IMAGE, b } });
+
+  it('takes a data: URL as browsers make one (FileReader.readAsDataURL, canvas.toDataURL)', async () => {
+    const source = imageModel.sources[1]!.input;
+    const plain = await classifyBase64(source.toString('base64'));
+    expect(plain.errors).toBeUndefined();
+    for (const prefix of ['data:image/png;base64,', 'DATA:image/png;BASE64,', 'data:image/png;name=photo.png;base64,']) {
+      const url = await classifyBase64(`${prefix}${source.toString('base64')}`);
+      expect(url.errors).toBeUndefined();
+      expect(url.data?.classifyImage).toEqual(plain.data?.classifyImage);
+    }
+  });
+
+  it.each([
+    ['a data: URL of another media type', 'data:text/plain;base64,aGVsbG8='],
+    ['a data: URL that is not base64', 'data:image/png,%89PNG'],
+    ['a data: URL without a comma', 'data:image/png;base64'],
+  ])('refuses %s with BAD_USER_INPUT on imageBase64', async (_label, value) => {
+    const response = await classifyBase64(value);
+    expect(codes(response)).toEqual(['BAD_USER_INPUT']);
+    expect(response.errors?.[0]?.extensions?.field).toBe('imageBase64');
+    expect(response.errors?.[0]?.message).toMatch(/data: URL/);
+  });
+});
+
+describe('a text model', () => {
+  it('names its classes, from its vocabulary file, as image models do', async () => {
+    const model = await server.graphql<{ model: { classes: string[] | null } }>(`query($t: ID!) { model(token: $t) { classes } }`, {
+      variables: { t: TEXT },
+    });
+    expect(model.errors).toBeUndefined();
+    expect(model.data?.model.classes).toEqual(textModel.classes);
+    const listed = await server.graphql<{ models: { token: string; classes: string[] | null }[] }>('{ models { token classes } }', {
+      key: ADMIN_KEY,
+    });
+    expect(listed.data?.models.find((entry) => entry.token === TEXT)?.classes).toEqual(textModel.classes);
+    expect(listed.data?.models.find((entry) => entry.token === IMAGE)?.classes).toEqual(imageModel.classes);
+  });
+});

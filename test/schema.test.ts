@@ -32,3 +32,26 @@ describe('the generated client operations', () => {
     }
   });
 });
+
+describe('the custom scalars', () => {
+  const SPECIFIED_BY = {
+    Upload: 'https://github.com/jaydenseric/graphql-multipart-request-spec',
+    DateTime: 'https://scalars.graphql.org/andimarek/date-time',
+  };
+
+  it('say where they are specified, in the committed schema and by introspection', async () => {
+    const committed = readFileSync(path.join(__dirname, '..', 'schema', 'schema.graphql'), 'utf8');
+    for (const [name, url] of Object.entries(SPECIFIED_BY)) {
+      expect(committed).toContain(`scalar ${name} @specifiedBy(url: "${url}")`);
+    }
+    const server = await startTestServer();
+    try {
+      for (const [name, url] of Object.entries(SPECIFIED_BY)) {
+        const response = await server.graphql(`{ __type(name: "${name}") { kind specifiedByURL } }`);
+        expect(response.data).toEqual({ __type: { kind: 'SCALAR', specifiedByURL: url } });
+      }
+    } finally {
+      await server.stop();
+    }
+  });
+});

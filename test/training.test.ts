@@ -51,7 +51,7 @@ async function submitCsv(server: TestServer, overrides: Record<string, unknown> 
 }
 
 const tokenOf = (response: { data?: Submitted | null; errors?: unknown }) => {
-  if (!response.data) throw new Error(`submitTraining failed: ${JSON.stringify(response.errors)}`);
+  if (!response.data?.submitTraining) throw new Error(`submitTraining failed: ${JSON.stringify(response.errors)}`);
   return response.data.submitTraining.token;
 };
 
@@ -232,6 +232,9 @@ describe('other datasets', () => {
     expect(metadata).toMatchObject({ classes: ['negative', 'positive'], pad_id: 0, unk_id: 1 });
     expect(metadata.vocab.slice(0, 2)).toEqual(['<pad>', '<unk>']);
     expect(entry.accuracy).toBeGreaterThan(0.5);
+    // The entry keeps the seed's shape; the API reads the labels from the metadata file.
+    const model = await server.graphql(`query($t: ID!) { model(token: $t) { classes } }`, { variables: { t: token } });
+    expect(model.data).toEqual({ model: { classes: ['negative', 'positive'] } });
   });
 });
 
@@ -262,7 +265,7 @@ describe('the queue', () => {
     const server = await trainingServer({ env: { FLASH_MAX_QUEUE: '0' } });
     try {
       const responses = await Promise.all([submitCsv(server), submitCsv(server), submitCsv(server)]);
-      const accepted = responses.filter((response) => response.data);
+      const accepted = responses.filter((response) => response.data?.submitTraining);
       expect(accepted).toHaveLength(1);
       expect(responses.flatMap(codes).filter(Boolean)).toEqual(['SERVER_BUSY', 'SERVER_BUSY']);
 
@@ -435,13 +438,13 @@ describe('refused submissions', () => {
     expect(response.status).toBe(400);
   });
 
-  it('answers MODEL_NOT_FOUND for unknown and malformed tokens, over HTTP and WebSocket', async () => {
+  it('answers JOB_NOT_FOUND for unknown and malformed tokens, over HTTP and WebSocket', async () => {
     for (const token of ['textClassification-none-0000', '../status', 'x'.repeat(5000), 'a\u0000b']) {
       const response = await server.graphql(`query($t: ID!) { trainingJob(token: $t) { state } }`, { variables: { t: token } });
-      expect(codes(response)).toEqual(['MODEL_NOT_FOUND']);
+      expect(codes(response)).toEqual(['JOB_NOT_FOUND']);
     }
     const subscription = subscribe(server, PROGRESS, { t: '../status' });
-    await expect(subscription.completed).rejects.toThrow('MODEL_NOT_FOUND');
+    await expect(subscription.completed).rejects.toThrow('JOB_NOT_FOUND');
     await subscription.close();
   });
 

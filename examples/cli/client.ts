@@ -10,6 +10,9 @@ export interface GraphQLErrorShape {
   extensions?: { code?: string; field?: string; [key: string]: unknown };
 }
 
+/** An operation's result whose root fields are all there. */
+export type PresentRoots<Result> = { [Root in keyof Result]: NonNullable<Result[Root]> };
+
 /** The server answered with errors (or not with GraphQL at all). */
 export class GraphQLRequestError extends Error {
   constructor(readonly errors: readonly GraphQLErrorShape[]) {
@@ -36,10 +39,15 @@ export class FlashClient {
     private readonly adminKey?: string,
   ) {}
 
+  /**
+   * Runs a query or mutation. The schema's root fields are nullable (an error in one leaves the
+   * others their data), and a root is null only beside an error, which this throws: so the
+   * roots of what it returns are never null.
+   */
   async request<Result, Variables extends Record<string, unknown>>(
     document: TypedDocumentNode<Result, Variables>,
     variables: Variables,
-  ): Promise<Result> {
+  ): Promise<PresentRoots<Result>> {
     const query = print(document);
     const files = new Map<Blob, string[]>();
     const withoutFiles = extractFiles(variables, 'variables', files);
@@ -65,8 +73,12 @@ export class FlashClient {
       throw new GraphQLRequestError([{ message: text.trim() || response.statusText, extensions: { code: `HTTP_${response.status}` } }]);
     }
     if (body.errors?.length) throw new GraphQLRequestError(body.errors);
-    if (!body.data) throw new GraphQLRequestError([{ message: 'The answer holds no data.', extensions: { code: `HTTP_${response.status}` } }]);
-    return body.data;
+    const { data } = body;
+    const missing = data ? Object.keys(data).find((root) => data[root as keyof Result] == null) : 'data';
+    if (missing !== undefined) {
+      throw new GraphQLRequestError([{ message: `The answer holds no ${missing}.`, extensions: { code: `HTTP_${response.status}` } }]);
+    }
+    return data as PresentRoots<Result>;
   }
 
   /** Follows a subscription until the server completes it; errors are thrown. */

@@ -143,6 +143,7 @@ function describeState(event: TrainingEvent): string {
     case 'DEPLOYED':
     case 'FAILED':
     case 'CANCELLED':
+    case 'DELETED':
       return event.state.toLowerCase();
     default:
       return unreachable(event.state);

@@ -81,9 +81,11 @@ export type TrainingServerStatus =
   | 'ACTIVE'
   | 'SLEEPING';
 
-/** QUEUED → PREPARING → TRAINING → EXPORTING → DEPLOYED, or FAILED / CANCELLED. */
+/** QUEUED → PREPARING → TRAINING → EXPORTING → DEPLOYED, or FAILED / CANCELLED; a DEPLOYED job becomes DELETED once its model is deleted (deleteModel, or expiry). */
 export type TrainingState =
   | 'CANCELLED'
+  /** The job deployed its model, which has since been deleted by deleteModel or after its time to live; its history stays, its model is null. */
+  | 'DELETED'
   | 'DEPLOYED'
   | 'EXPORTING'
   | 'FAILED'
@@ -98,31 +100,31 @@ export type ModelQueryVariables = Exact<{
 }>;
 
 
-export type ModelQuery = { model: { accuracyPlot: string, token: string, taskType: TaskType, accuracy: number, downloadable: boolean, classes: Array<string> | null, createdAt: string } };
+export type ModelQuery = { model: { accuracyPlot: string, token: string, taskType: TaskType, accuracy: number, downloadable: boolean, classes: Array<string> | null, createdAt: string } | null };
 
 export type ModelsQueryVariables = Exact<{ [key: string]: never; }>;
 
 
-export type ModelsQuery = { models: Array<{ expiresAt: string | null, token: string, taskType: TaskType, accuracy: number, downloadable: boolean, classes: Array<string> | null, createdAt: string }> };
+export type ModelsQuery = { models: Array<{ expiresAt: string | null, token: string, taskType: TaskType, accuracy: number, downloadable: boolean, classes: Array<string> | null, createdAt: string }> | null };
 
 export type PlatformStatusQueryVariables = Exact<{ [key: string]: never; }>;
 
 
-export type PlatformStatusQuery = { status: { status: TrainingServerStatus, taskType: TaskType | null, devMode: boolean, cleanupActive: boolean } };
+export type PlatformStatusQuery = { status: { status: TrainingServerStatus, taskType: TaskType | null, devMode: boolean, cleanupActive: boolean } | null };
 
 export type SetDevModeMutationVariables = Exact<{
   enabled: boolean;
 }>;
 
 
-export type SetDevModeMutation = { setDevMode: { devMode: boolean } };
+export type SetDevModeMutation = { setDevMode: { devMode: boolean } | null };
 
 export type SetCleanupMutationVariables = Exact<{
   active: boolean;
 }>;
 
 
-export type SetCleanupMutation = { setCleanup: { cleanupActive: boolean } };
+export type SetCleanupMutation = { setCleanup: { cleanupActive: boolean } | null };
 
 export type StatusChangedSubscriptionVariables = Exact<{ [key: string]: never; }>;
 
@@ -139,7 +141,7 @@ export type ClassifyImageMutationVariables = Exact<{
 }>;
 
 
-export type ClassifyImageMutation = { classifyImage: { label: string, probability: number, top: Array<{ label: string, probability: number }> } };
+export type ClassifyImageMutation = { classifyImage: { label: string, probability: number, top: Array<{ label: string, probability: number }> } | null };
 
 export type ClassifyImagesMutationVariables = Exact<{
   token: string;
@@ -148,7 +150,7 @@ export type ClassifyImagesMutationVariables = Exact<{
 }>;
 
 
-export type ClassifyImagesMutation = { classifyImages: Array<{ label: string, probability: number, top: Array<{ label: string, probability: number }> }> };
+export type ClassifyImagesMutation = { classifyImages: Array<{ label: string, probability: number, top: Array<{ label: string, probability: number }> }> | null };
 
 export type ClassifyTextMutationVariables = Exact<{
   token: string;
@@ -157,7 +159,7 @@ export type ClassifyTextMutationVariables = Exact<{
 }>;
 
 
-export type ClassifyTextMutation = { classifyText: { label: string, probability: number, top: Array<{ label: string, probability: number }> } };
+export type ClassifyTextMutation = { classifyText: { label: string, probability: number, top: Array<{ label: string, probability: number }> } | null };
 
 export type ClassifyTextsMutationVariables = Exact<{
   token: string;
@@ -166,7 +168,7 @@ export type ClassifyTextsMutationVariables = Exact<{
 }>;
 
 
-export type ClassifyTextsMutation = { classifyTexts: Array<{ label: string, probability: number, top: Array<{ label: string, probability: number }> }> };
+export type ClassifyTextsMutation = { classifyTexts: Array<{ label: string, probability: number, top: Array<{ label: string, probability: number }> }> | null };
 
 export type DownloadModelMutationVariables = Exact<{
   token: string;
@@ -174,19 +176,19 @@ export type DownloadModelMutationVariables = Exact<{
 }>;
 
 
-export type DownloadModelMutation = { downloadModel: { url: string, expiresAt: string, filename: string, vocabularyUrl: string | null } };
+export type DownloadModelMutation = { downloadModel: { url: string, expiresAt: string, filename: string, vocabularyUrl: string | null } | null };
 
 export type DeleteModelMutationVariables = Exact<{
   token: string;
 }>;
 
 
-export type DeleteModelMutation = { deleteModel: boolean };
+export type DeleteModelMutation = { deleteModel: boolean | null };
 
 export type RunCleanupMutationVariables = Exact<{ [key: string]: never; }>;
 
 
-export type RunCleanupMutation = { runCleanup: Array<string> };
+export type RunCleanupMutation = { runCleanup: Array<string> | null };
 
 export type EpochSummaryFragment = { epoch: number, trainLoss: number | null, trainAccuracy: number, valLoss: number | null, valAccuracy: number, learningRate: number, seconds: number };
 
@@ -195,14 +197,14 @@ export type SubmitTrainingMutationVariables = Exact<{
 }>;
 
 
-export type SubmitTrainingMutation = { submitTraining: { token: string, state: TrainingState, queuePosition: number | null, epochs: number } };
+export type SubmitTrainingMutation = { submitTraining: { token: string, state: TrainingState, queuePosition: number | null, epochs: number } | null };
 
 export type TrainingJobQueryVariables = Exact<{
   token: string;
 }>;
 
 
-export type TrainingJobQuery = { trainingJob: { token: string, state: TrainingState, queuePosition: number | null, epochs: number, error: string | null, history: Array<{ epoch: number, trainLoss: number | null, trainAccuracy: number, valLoss: number | null, valAccuracy: number, learningRate: number, seconds: number }>, model: { accuracy: number } | null } };
+export type TrainingJobQuery = { trainingJob: { token: string, state: TrainingState, queuePosition: number | null, epochs: number, error: string | null, history: Array<{ epoch: number, trainLoss: number | null, trainAccuracy: number, valLoss: number | null, valAccuracy: number, learningRate: number, seconds: number }>, model: { accuracy: number } | null } | null };
 
 export type TrainingProgressSubscriptionVariables = Exact<{
   token: string;
@@ -216,7 +218,7 @@ export type CancelTrainingMutationVariables = Exact<{
 }>;
 
 
-export type CancelTrainingMutation = { cancelTraining: { state: TrainingState } };
+export type CancelTrainingMutation = { cancelTraining: { state: TrainingState } | null };
 
 export const ModelSummaryFragmentDoc = {"kind":"Document","definitions":[{"kind":"FragmentDefinition","name":{"kind":"Name","value":"ModelSummary"},"typeCondition":{"kind":"NamedType","name":{"kind":"Name","value":"Model"}},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"token"}},{"kind":"Field","name":{"kind":"Name","value":"taskType"}},{"kind":"Field","name":{"kind":"Name","value":"accuracy"}},{"kind":"Field","name":{"kind":"Name","value":"downloadable"}},{"kind":"Field","name":{"kind":"Name","value":"classes"}},{"kind":"Field","name":{"kind":"Name","value":"createdAt"}}]}}]} as unknown as DocumentNode<ModelSummaryFragment, unknown>;
 export const PredictionResultFragmentDoc = {"kind":"Document","definitions":[{"kind":"FragmentDefinition","name":{"kind":"Name","value":"PredictionResult"},"typeCondition":{"kind":"NamedType","name":{"kind":"Name","value":"Prediction"}},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"label"}},{"kind":"Field","name":{"kind":"Name","value":"probability"}},{"kind":"Field","name":{"kind":"Name","value":"top"},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"label"}},{"kind":"Field","name":{"kind":"Name","value":"probability"}}]}}]}}]} as unknown as DocumentNode<PredictionResultFragment, unknown>;

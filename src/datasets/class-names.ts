@@ -1,4 +1,4 @@
-import { BadUserInputError } from '../errors';
+import { BadUserInputError, type FieldProblem } from '../errors';
 import type { DatasetLimits } from './limits';
 import { characterLength, listCapped, plural, quote } from './messages';
 
@@ -55,11 +55,23 @@ export function checkClassCount(
   field: string,
   described: string,
 ): void {
+  const problems = classCountProblems(names, limits, field, described);
+  if (problems.length > 0) throw BadUserInputError.of(problems);
+}
+
+/** `checkClassCount`'s problem, if any, to report with others. */
+export function classCountProblems(
+  names: readonly string[],
+  limits: DatasetLimits,
+  field: string,
+  described: string,
+): FieldProblem[] {
   const found = `${plural(names.length, described)}${names.length > 0 ? ` (${listCapped(names.map(quote))})` : ''}`;
   if (names.length < limits.minClasses) {
-    throw new BadUserInputError(`${field}: found ${found}; at least ${limits.minClasses} are needed`, field);
+    return [{ field, message: `found ${found}; at least ${limits.minClasses} are needed` }];
   }
   if (names.length > limits.maxClasses) {
-    throw new BadUserInputError(`${field}: found ${found}; at most ${limits.maxClasses} are allowed`, field);
+    return [{ field, message: `found ${found}; at most ${limits.maxClasses} are allowed` }];
   }
+  return [];
 }

@@ -1,16 +1,17 @@
 import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { BadUserInputError } from '../errors';
-import { checkClassCount, checkClassName, classKey } from './class-names';
+import { BadUserInputError, type FieldProblem } from '../errors';
+import { checkClassName, classCountProblems, classKey } from './class-names';
 import {
-  checkImageCounts,
   finishImageDataset,
+  imageCountProblems,
   type ImageDataset,
   type ImageIngestOptions,
   type PendingClass,
   type StagedImage,
 } from './image-dataset';
+import type { DatasetLimits } from './limits';
 import { formatBytes, quote } from './messages';
 import { receiveUpload, saveUpload, type UploadInput, uploadName } from './uploads';
 
@@ -30,13 +31,7 @@ export async function ingestImageClasses(
   options: ImageIngestOptions,
 ): Promise<ImageDataset> {
   const { limits } = options;
-  const names = checkNames(classes, options);
-  checkClassCount(names, limits, 'classes', 'class');
-  checkImageCounts(
-    classes.map((c, i) => ({ name: names[i]!, field: `classes[${i}].images`, count: c.images.length })),
-    limits,
-    'classes',
-  );
+  const names = checkClassUploads(classes, limits);
 
   const workDir = await mkdtemp(join(options.stagingDir, 'classes-'));
   const pending: PendingClass[] = [];
@@ -72,23 +67,59 @@ export async function ingestImageClasses(
   return finishImageDataset(pending, options, (i, j) => `classes[${i}].images[${j}]`, 'classes');
 }
 
-/** The checked names, in input order; refuses invalid names and two names for one class. */
-function checkNames(classes: readonly ClassUpload[], { limits }: ImageIngestOptions): string[] {
+/**
+ * Checks what the `classes` input says before any of its files is read: every name, the
+ * number of classes and the number of images in each. All problems are reported in one
+ * error, one entry per field in input order (`classes[0].name`, `classes[2].images`). Returns the checked
+ * names, in input order.
+ */
+export function checkClassUploads(classes: readonly ClassUpload[], limits: DatasetLimits): string[] {
+  const { names, problems } = nameProblems(classes, limits);
+  problems.push(
+    ...classCountProblems(names, limits, 'classes', 'class'),
+    ...imageCountProblems(
+      classes.map((c, i) => ({ name: names[i]!, field: `classes[${i}].images`, count: c.images.length })),
+      limits,
+      'classes',
+    ),
+  );
+  if (problems.length > 0) throw BadUserInputError.of(problems.sort((a, b) => inputOrder(a.field) - inputOrder(b.field)));
+  return names;
+}
+
+/** `classes` first, then `classes[0].name`, `classes[0].images`, `classes[1].name`…: the order of the input. */
+function inputOrder(field: string): number {
+  const match = /^classes\[(\d+)\]\.(name|images)/.exec(field);
+  return match ? Number(match[1]) * 2 + (match[2] === 'images' ? 1 : 0) : -1;
+}
+
+/** The names as checked (the raw name where it is refused), and the problem of each name refused or repeated. */
+function nameProblems(
+  classes: readonly ClassUpload[],
+  limits: DatasetLimits,
+): { names: string[]; problems: FieldProblem[] } {
   const seen = new Map<string, number>();
-  return classes.map((c, i) => {
+  const problems: FieldProblem[] = [];
+  const names = classes.map((c, i) => {
     const field = `classes[${i}].name`;
     const check = checkClassName(c.name, limits.maxLabelLength);
-    if (!check.ok) throw new BadUserInputError(`${field}: the class name ${quote(c.name)} ${check.problem}`, field);
+    if (!check.ok) {
+      problems.push({ field, message: `the class name ${quote(c.name)} ${check.problem}` });
+      return c.name;
+    }
     const key = classKey(check.name);
     const first = seen.get(key);
     if (first !== undefined) {
-      throw new BadUserInputError(
-        `${field}: ${quote(c.name)} names the same class as classes[${first}].name ${quote(classes[first]!.name)} ` +
-          '(names are compared ignoring case)',
+      problems.push({
         field,
-      );
+        message:
+          `${quote(c.name)} names the same class as classes[${first}].name ${quote(classes[first]!.name)} ` +
+          '(names are compared ignoring case)',
+      });
+    } else {
+      seen.set(key, i);
     }
-    seen.set(key, i);
     return check.name;
   });
+  return { names, problems };
 }

@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 
-import { BadUserInputError } from '../errors';
+import { BadUserInputError, type FieldProblem } from '../errors';
 import { ImageDecodeError, prepareImage } from '../preprocessing/image';
 import { compareNames } from './class-names';
 import type { DatasetLimits } from './limits';
@@ -43,9 +43,19 @@ const NOT_SUPPORTED = 'not an image in a supported format';
 /** Images decoded at once; each decode already uses several libvips threads. */
 const DECODE_CONCURRENCY = 4;
 
-/** The field of the one class at fault, or `fallback` when several are. */
-function fieldOf(items: readonly { field: string }[], fallback: string): string {
-  return items.length === 1 ? items[0]!.field : fallback;
+/**
+ * The problems of several classes or images as `FieldProblem`s: one each where every item has
+ * a field of its own (the `classes` input: `classes[1].images`), or one naming them all where
+ * they share the input's field (a ZIP's `dataset`).
+ */
+function problemsOf<T extends { field: string }>(
+  faulty: readonly T[],
+  field: string,
+  describe: (items: readonly T[]) => string,
+): FieldProblem[] {
+  if (faulty.length === 0) return [];
+  if (faulty.some((item) => item.field === field)) return [{ field, message: describe(faulty) }];
+  return faulty.map((item) => ({ field: item.field, message: describe([item]) }));
 }
 
 /** Refuses classes with fewer than `minImagesPerClass` or more than `maxImagesPerClass` images. */
@@ -54,26 +64,39 @@ export function checkImageCounts(
   limits: DatasetLimits,
   field: string,
 ): void {
+  const problems = imageCountProblems(classes, limits, field);
+  if (problems.length > 0) throw BadUserInputError.of(problems);
+}
+
+/** `checkImageCounts`'s problems, every class at fault, to report with others. */
+export function imageCountProblems(
+  classes: readonly { name: string; field: string; count: number }[],
+  limits: DatasetLimits,
+  field: string,
+): FieldProblem[] {
   const describe = (faulty: readonly { name: string; count: number }[]) =>
     `${faulty.length === 1 ? 'class' : 'classes'} ` +
     listCapped(faulty.map((c) => `${quote(c.name)} (${plural(c.count, 'image')})`));
   const few = classes.filter((c) => c.count < limits.minImagesPerClass);
-  if (few.length > 0) {
-    const at = fieldOf(few, field);
-    throw new BadUserInputError(
-      `${at}: too few images in ${describe(few)}; each class needs at least ${formatCount(limits.minImagesPerClass)}`,
-      at,
-    );
-  }
   const many = classes.filter((c) => c.count > limits.maxImagesPerClass);
-  if (many.length > 0) {
-    const at = fieldOf(many, field);
-    throw new BadUserInputError(
-      `${at}: too many images in ${describe(many)}; ` +
-        `each class may hold at most ${formatCount(limits.maxImagesPerClass)}`,
-      at,
-    );
-  }
+  return [
+    ...problemsOf(
+      few,
+      field,
+      (faulty) => `too few images in ${describe(faulty)}; each class needs at least ${formatCount(limits.minImagesPerClass)}`,
+    ),
+    ...problemsOf(
+      many,
+      field,
+      (faulty) =>
+        `too many images in ${describe(faulty)}; each class may hold at most ${formatCount(limits.maxImagesPerClass)}`,
+    ),
+  ].sort((a, b) => fieldOrder(classes, a.field) - fieldOrder(classes, b.field));
+}
+
+/** Where a class's field comes in the input, so that problems are listed in input order. */
+function fieldOrder(classes: readonly { field: string }[], field: string): number {
+  return classes.findIndex((c) => c.field === field);
 }
 
 /** Refuses classes whose images add up to more than `maxClassBytes`. */
@@ -83,22 +106,22 @@ export function checkClassBytes(
   field: string,
 ): void {
   const heavy = classes.filter((c) => c.bytes > limits.maxClassBytes);
-  if (heavy.length > 0) {
-    const at = fieldOf(heavy, field);
-    const described = heavy.map((c) => `${quote(c.name)} (${formatBytes(c.bytes)})`);
-    throw new BadUserInputError(
-      `${at}: the images of ${heavy.length === 1 ? 'class' : 'classes'} ${listCapped(described)} ` +
-        `add up to more than the ${formatBytes(limits.maxClassBytes)} allowed per class`,
-      at,
+  const problems = problemsOf(heavy, field, (faulty) => {
+    const described = faulty.map((c) => `${quote(c.name)} (${formatBytes(c.bytes)})`);
+    return (
+      `the images of ${faulty.length === 1 ? 'class' : 'classes'} ${listCapped(described)} ` +
+      `add up to more than the ${formatBytes(limits.maxClassBytes)} allowed per class`
     );
-  }
+  });
+  if (problems.length > 0) throw BadUserInputError.of(problems);
 }
 
 /**
  * Proves every image is usable: a supported format, within the pixel limit, and decoding
  * completely through `prepareImage` (truncated files fail there). Animated images are accepted
  * and train on their first frame, as `prepareImage` reads only that one. All failures are
- * named in one error; the dataset comes back sorted by class name.
+ * named in one error (one entry of `fields` per image where images have fields of their own);
+ * the dataset comes back sorted by class name.
  */
 export async function finishImageDataset(
   classes: readonly PendingClass[],
@@ -123,18 +146,14 @@ export async function finishImageDataset(
     const problem = problems[index];
     return problem ? [{ ...check, problem }] : [];
   });
-  if (failures.length > 0) {
-    const at = fieldOf(failures, field);
-    const hint = failures.some((f) => f.problem === NOT_SUPPORTED)
-      ? `. Supported formats: ${SUPPORTED_FORMATS_TEXT}`
-      : '';
-    const message =
-      failures.length === 1
-        ? `${at}: ${quote(failures[0]!.image.fileName)} cannot be used: ${failures[0]!.problem}${hint}`
-        : `${at}: ${formatCount(failures.length)} files cannot be used as images: ` +
-          `${listCapped(failures.map((f) => `${quote(f.image.fileName)} (${f.problem})`))}${hint}`;
-    throw new BadUserInputError(message, at);
-  }
+  const refusals = problemsOf(failures, field, (faulty) => {
+    const hint = faulty.some((f) => f.problem === NOT_SUPPORTED) ? `. Supported formats: ${SUPPORTED_FORMATS_TEXT}` : '';
+    return faulty.length === 1
+      ? `${quote(faulty[0]!.image.fileName)} cannot be used: ${faulty[0]!.problem}${hint}`
+      : `${formatCount(faulty.length)} files cannot be used as images: ` +
+          `${listCapped(faulty.map((f) => `${quote(f.image.fileName)} (${f.problem})`))}${hint}`;
+  });
+  if (refusals.length > 0) throw BadUserInputError.of(refusals);
 
   return {
     kind: 'image',

@@ -8,5 +8,5 @@ export { DEFAULT_DATASET_LIMITS, type DatasetLimits } from './limits';
 export type { UploadedFile, UploadInput } from './uploads';
 export type { ImageDataset, ImageIngestOptions, StagedImage } from './image-dataset';
 export { ingestImageZip } from './image-zip';
-export { ingestImageClasses, type ClassUpload } from './image-classes';
+export { checkClassUploads, ingestImageClasses, type ClassUpload } from './image-classes';
 export { ingestTextCsv, type TextDataset, type TextIngestOptions } from './text-dataset';

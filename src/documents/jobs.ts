@@ -80,6 +80,8 @@ export const jobRecordSchema = z.looseObject({
    * tell a submission its killed predecessor left from one another server is making.
    */
   submitted_by: z.looseObject({ host: z.string(), pid: z.number().int() }).nullish(),
+  /** When `deleteModel` deleted the model this job deployed (ISO). */
+  deleted_at: z.string().nullish(),
 });
 export type JobRecord = z.infer<typeof jobRecordSchema>;
 

@@ -311,22 +311,27 @@ export class InferenceEngine {
 
   /**
    * Classifies each image (any format sharp decodes) exactly as validation saw it during
-   * training. `field` names the argument the images came in, for error messages.
+   * training. `field` names the input each image came in, for errors (`images[3]`, or `image`
+   * for a single one); every image that cannot be used is named in one error.
    */
   async classifyImages(
     model: DeployedModelRef,
     images: readonly Buffer[],
     topK?: number,
-    field = 'images',
+    field: (index: number) => string = (index) => `images[${index}]`,
   ): Promise<Prediction[]> {
     assertTask(model, 'imageclassification');
     return this.using(model, async (loaded) => {
       if (loaded.kind !== 'image') throw new Error('An image model loaded as a text model');
       const k = resolveTopK(topK, loaded.classes.length);
       const crops = await mapLimit(images, DECODE_CONCURRENCY, (image, index) =>
-        this.crop(image, loaded.imageSize, describe('Image', index, images.length), field),
+        this.crop(image, loaded.imageSize, describe('Image', index, images.length), field(index)).catch(
+          (error: unknown) => (error instanceof BadUserInputError ? error : Promise.reject(error)),
+        ),
       );
-      const logits = await this.infer(loaded.batcher, crops);
+      const refused = crops.filter((crop): crop is BadUserInputError => crop instanceof BadUserInputError);
+      if (refused.length > 0) throw BadUserInputError.merge(refused);
+      const logits = await this.infer(loaded.batcher, crops as Uint8Array[]);
       return logits.map((row) => toPrediction(row, loaded.classes, k));
     });
   }
@@ -336,16 +341,18 @@ export class InferenceEngine {
     model: DeployedModelRef,
     texts: readonly string[],
     topK?: number,
-    field = 'texts',
+    field: (index: number) => string = (index) => `texts[${index}]`,
   ): Promise<Prediction[]> {
     assertTask(model, 'textclassification');
-    texts.forEach((text, index) => {
+    const refused = texts.flatMap((text, index) => {
       const which = describe('Text', index, texts.length);
-      if (text.trim() === '') throw new BadUserInputError(`${which} is empty.`, field);
+      if (text.trim() === '') return [new BadUserInputError(`${which} is empty.`, field(index))];
       if (text.length > this.options.maxTextLength) {
-        throw new BadUserInputError(`${which} is longer than ${this.options.maxTextLength} characters.`, field);
+        return [new BadUserInputError(`${which} is longer than ${this.options.maxTextLength} characters.`, field(index))];
       }
+      return [];
     });
+    if (refused.length > 0) throw BadUserInputError.merge(refused);
     return this.using(model, async (loaded) => {
       if (loaded.kind !== 'text') throw new Error('A text model loaded as an image model');
       const k = resolveTopK(topK, loaded.classes.length);

@@ -16,7 +16,7 @@ export interface SingleImage {
 /**
  * Predictions for a token: finds the deployed model (`MODEL_NOT_FOUND`, `MODEL_TRAINING`,
  * `MODEL_EXPIRED` first), reads the inputs within their limits, and asks the engine. Error
- * fields name the argument at fault (`image`, `imageBase64`, `images[3]`, `text`, `texts`).
+ * fields name the argument at fault (`image`, `imageBase64`, `images[3]`, `text`, `texts[2]`).
  */
 export class PredictionService {
   private readonly removals: AsyncIterator<string>;
@@ -53,7 +53,7 @@ export class PredictionService {
     const [bytes, field] = image
       ? [await this.readImage(image, 'image'), 'image']
       : [this.decodeBase64(imageBase64 as string), 'imageBase64'];
-    const [prediction] = await this.engine.classifyImages(model, [bytes], topK, field);
+    const [prediction] = await this.engine.classifyImages(model, [bytes], topK, () => field);
     return prediction as Prediction;
   }
 
@@ -68,7 +68,7 @@ export class PredictionService {
 
   async classifyText(token: string, text: string, topK?: number, reader?: DocumentReader): Promise<Prediction> {
     const model = await this.models.deployed(token, reader);
-    const [prediction] = await this.engine.classifyTexts(model, [text], topK, 'text');
+    const [prediction] = await this.engine.classifyTexts(model, [text], topK, () => 'text');
     return prediction as Prediction;
   }
 
@@ -91,7 +91,9 @@ export class PredictionService {
     );
   }
 
-  private decodeBase64(base64: string): Buffer {
+  /** Base64, bare or as a `data:image/…;base64,` URL (what browsers' `readAsDataURL` and `toDataURL` give). */
+  private decodeBase64(value: string): Buffer {
+    const base64 = withoutDataUrlPrefix(value);
     // Base64 takes 4 characters for 3 bytes: refuse by length before decoding anything.
     if (base64.length > Math.ceil(this.limits.maxImageBytes / 3) * 4 + 4) throw this.tooLarge('imageBase64');
     const bytes = Buffer.from(base64, 'base64');
@@ -103,4 +105,20 @@ export class PredictionService {
     const megabytes = Math.round((this.limits.maxImageBytes / 1024 / 1024) * 10) / 10;
     return new BadUserInputError(`The image is larger than ${megabytes} MB.`, field);
   }
+}
+
+/** `data:image/png;base64,` and the like: an image media type, optional parameters, base64 (RFC 2397). */
+const IMAGE_DATA_URL = /^data:image\/[a-z0-9.+-]+(?:;[^,;]*)*;base64,/i;
+
+/** The base64 of a bare value, or of an image `data:` URL; any other `data:` URL is refused. */
+function withoutDataUrlPrefix(value: string): string {
+  if (!/^data:/i.test(value)) return value;
+  const prefix = IMAGE_DATA_URL.exec(value.slice(0, 256));
+  if (!prefix) {
+    throw new BadUserInputError(
+      'imageBase64 holds a data: URL that is not a base64 image; send "data:image/<type>;base64,<data>" or the base64 alone.',
+      'imageBase64',
+    );
+  }
+  return value.slice(prefix[0].length);
 }

@@ -17,6 +17,7 @@ import { AppError, ErrorCode, ModelNotFoundError, ModelTrainingError } from '../
 import type { PlatformPubSub } from '../events/pubsub';
 import { tokenId, tokenLogger } from '../observability/token-id';
 import type { ObjectStore } from '../store';
+import { TextClassNames } from './text-classes';
 
 /** A deployed model as the platform presents it; accuracy is always a fraction in 0..1. */
 export interface Model {
@@ -26,7 +27,10 @@ export interface Model {
   /** Base64 image of the accuracy chart. */
   accuracyPlot: string;
   downloadable: boolean;
-  /** Class names in output order; `null` for text models, whose labels live in their metadata. */
+  /**
+   * Class names in output order, as `inference.json` has them; `null` for text models, whose
+   * labels live in their metadata file (`ModelService.classes` reads it).
+   */
   classes: string[] | null;
   createdAt: Date;
   /** When cleanup deletes it; `null` for pinned models. */
@@ -63,13 +67,29 @@ export function isModelFileKey(key: string | undefined): key is string {
 
 /** The models in `inference.json`: looking them up, their expiry, and their deletion. */
 export class ModelService {
+  private readonly textClasses: TextClassNames;
+
   constructor(
     private readonly documents: DocumentStore,
     private readonly store: ObjectStore,
     private readonly pubsub: PlatformPubSub,
     private readonly policy: ModelPolicy,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.textClasses = new TextClassNames(store, logger);
+  }
+
+  /**
+   * The model's class names in output order: its entry's (image models), else a text model's
+   * metadata file's; `null` when neither has them.
+   */
+  async classes(model: Pick<Model, 'token' | 'classes'>, reader: DocumentReader = this.documents): Promise<string[] | null> {
+    if (model.classes) return model.classes;
+    const inference = await reader.read(INFERENCE);
+    const entry = Object.hasOwn(inference, model.token) ? inference[model.token] : undefined;
+    if (!entry || entry.task_type !== 'textclassification') return null;
+    return entry.classes ?? this.textClasses.of(model.token, entry);
+  }
 
   /**
    * The model deployed under `token`. Unknown tokens answer `MODEL_TRAINING` while the job of
@@ -100,10 +120,16 @@ export class ModelService {
       .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || a.token.localeCompare(b.token));
   }
 
-  /** Deletes the model and its files. */
+  /** Deletes the model and its files; its job, if this platform trained it, shows `DELETED` from then on. */
   async delete(token: string): Promise<void> {
     const { entry } = await this.deployed(token);
-    await this.remove([token], () => true);
+    const removed = await this.remove([token], () => true);
+    if (removed.length > 0) {
+      const now = new Date().toISOString();
+      await this.documents
+        .update(jobRecordDocument(token), (record) => ({ ...record, deleted_at: now }))
+        .catch(() => undefined); // models of the original platform have no job record
+    }
     this.logger.info({ tokenId: tokenId(token), task_type: entry.task_type }, 'Model deleted');
   }
 
@@ -158,6 +184,7 @@ export class ModelService {
           this.store.delete(key).catch((error: unknown) => tokenLogger(this.logger, token).warn({ err: error }, 'Could not delete a model file')),
         ),
       );
+      this.textClasses.forget(token);
       this.pubsub.publish('MODEL_REMOVED', token);
     }
     return removed.map(({ token }) => token);

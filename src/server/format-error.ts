@@ -1,5 +1,5 @@
 import { unwrapResolverError } from '@apollo/server/errors';
-import type { GraphQLFormattedError } from 'graphql';
+import { GraphQLError, type GraphQLFormattedError, Kind } from 'graphql';
 import type { Logger } from 'pino';
 import { ArgumentValidationError } from 'type-graphql';
 
@@ -17,15 +17,44 @@ const APOLLO_CODES = new Set<string>([
   ErrorCode.INTROSPECTION_DISABLED,
 ]);
 
-type Kind = 'platform' | 'request' | 'unexpected';
+type ErrorKind = 'platform' | 'request' | 'unexpected';
 
-/** Ours (`AppError`), Apollo's about the request, or anything else: a store SDK error, a bug. */
-function kindOf(error: unknown): { kind: Kind; original: unknown } {
+/**
+ * Ours (`AppError`), Apollo's about the request, or anything else: a store SDK error, a bug.
+ * `code` is the code a request error goes out with where it came without one.
+ */
+function kindOf(error: unknown): { kind: ErrorKind; original: unknown; code?: ErrorCode } {
   const original = unwrapResolverError(error);
   if (original instanceof AppError || original instanceof ArgumentValidationError) return { kind: 'platform', original };
   const code = (error as { extensions?: { code?: unknown } })?.extensions?.code;
   if (original === error && typeof code === 'string' && APOLLO_CODES.has(code)) return { kind: 'request', original };
+  if (code === undefined && isVariableError(error)) return { kind: 'request', original, code: ErrorCode.BAD_USER_INPUT };
+  if (code === undefined && isApolloRequestError(error)) return { kind: 'request', original, code: ErrorCode.BAD_REQUEST };
   return { kind: 'unexpected', original };
+}
+
+/**
+ * Apollo Server raises these about a request's automatic persisted query as plain
+ * `GraphQLError`s without a code (and so would answer them as `INTERNAL_SERVER_ERROR`), with
+ * HTTP status 400: they are the client's mistake, answered `BAD_REQUEST` with Apollo's message.
+ */
+const APOLLO_UNCODED_MESSAGES = new Set(['provided sha does not match query', 'Unsupported persisted query version']);
+
+function isApolloRequestError(error: unknown): boolean {
+  if (!(error instanceof GraphQLError) || error.path !== undefined || error.originalError) return false;
+  const http = error.extensions.http as { status?: unknown } | undefined;
+  return http?.status === 400 && APOLLO_UNCODED_MESSAGES.has(error.message);
+}
+
+/**
+ * graphql-js's errors about a variable it cannot coerce. Over HTTP Apollo codes them
+ * `BAD_USER_INPUT` (the same test as Apollo's `isBadUserInputGraphQLError`); graphql-ws passes
+ * them on without a code.
+ */
+function isVariableError(error: unknown): boolean {
+  if (!(error instanceof GraphQLError) || error.path !== undefined || error.nodes?.length !== 1) return false;
+  const node = error.nodes[0]!;
+  return node.kind === Kind.VARIABLE_DEFINITION && error.message.startsWith(`Variable "$${node.variable.name.value}" `);
 }
 
 /**
@@ -34,11 +63,13 @@ function kindOf(error: unknown): { kind: Kind; original: unknown } {
  * a client. Stack traces never go out (`includeStacktraceInErrorResponses` is off).
  */
 export function formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError {
-  const { kind, original } = kindOf(error);
+  const { kind, original, code } = kindOf(error);
   if (original instanceof ArgumentValidationError) {
     return { ...formatted, extensions: { ...formatted.extensions, code: ErrorCode.BAD_USER_INPUT } };
   }
-  if (kind !== 'unexpected') return withoutEchoedValue(formatted);
+  if (kind !== 'unexpected') {
+    return withoutEchoedValue(code ? { ...formatted, extensions: { ...formatted.extensions, code } } : formatted, error);
+  }
   return {
     message: 'Internal server error',
     ...(formatted.locations ? { locations: formatted.locations } : {}),
@@ -61,18 +92,51 @@ export function logOperationErrors(logger: Logger, errors: readonly unknown[]): 
   }
 }
 
-/** `Variable "$t" got invalid value <the value>[ at "input.x"]; <reason quoting the value>`, as graphql-js words it. */
-const INVALID_VARIABLE = /^(Variable "\$[^"]+") got invalid value [\s\S]*?(?:( at "[^"]*"))?; [\s\S]*$/;
+/** graphql-js's `Variable "$t" got invalid value <the value>[ at "t.x"]; <reason>`: the part that names the variable. */
+const INVALID_VARIABLE = /^(Variable "\$([_A-Za-z][_0-9A-Za-z]*)") got invalid value /;
+
+/** The path inside the variable's value, as graphql-js prints it: schema field names and list indices only. */
+const AT_PATH = / at "([_A-Za-z][_0-9A-Za-z]*)((?:\.[_A-Za-z][_0-9A-Za-z]*|\[\d+\])*)"$/;
+
+/** graphql-js's reason for a missing input field: it names the schema's field and type, never a value. */
+const MISSING_FIELD = /^Field "([_A-Za-z][_0-9A-Za-z]*)" of required type "[_A-Za-z][_0-9A-Za-z!\[\]]*" was not provided\.$/;
 
 /**
  * graphql-js quotes the whole value of a variable it cannot coerce, twice: a token sent in the
- * wrong place would come back in the error (and in any log of it). Only the variable and the
- * path inside it are named.
+ * wrong place would come back in the error (and in any log of it). Only the variable, the path
+ * inside it and, for a missing field, the reason (which names the schema's field and type, and
+ * nothing the client sent) are kept. `extensions.field` then names the field at fault relative
+ * to the variable's value (`epochs`, `reduceLrOnPlateau.minLr`), as the platform's own
+ * validation names fields relative to the input.
  */
-function withoutEchoedValue(formatted: GraphQLFormattedError): GraphQLFormattedError {
+function withoutEchoedValue(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError {
   const match = INVALID_VARIABLE.exec(formatted.message);
   if (!match) return formatted;
-  return { ...formatted, message: `${match[1]} has an invalid value${match[2] ?? ''}.` };
+  const [, variable, name] = match;
+  // The reason is graphql-js's own error, kept as the coercion error's original error.
+  const reason = (error as { originalError?: { message?: unknown } } | null)?.originalError?.message;
+  const head =
+    typeof reason === 'string' && formatted.message.endsWith(`; ${reason}`)
+      ? formatted.message.slice(0, -(reason.length + 2))
+      : undefined;
+  const at = head === undefined ? null : AT_PATH.exec(head);
+  const path = at && at[1] === name ? at[2]!.replace(/^\./, '') : '';
+  const missing = typeof reason === 'string' ? MISSING_FIELD.exec(reason) : null;
+  const field = missing ? (path ? `${path}.${missing[1]}` : missing[1]!) : path;
+  const where = at && at[1] === name ? ` at "${at[1]}${at[2]}"` : '';
+  return {
+    ...formatted,
+    message: missing ? `${variable} has an invalid value${where}: ${reason}` : `${variable} has an invalid value${where}.`,
+    ...(field
+      ? {
+          extensions: {
+            ...formatted.extensions,
+            field,
+            fields: [{ field, message: missing ? `${reason}` : 'has an invalid value' }],
+          },
+        }
+      : {}),
+  };
 }
 
 /** graphql-js's suggestions, as `didYouMean` words them: of fields, arguments, types, enum values. */

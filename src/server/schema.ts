@@ -1,10 +1,10 @@
 import 'reflect-metadata';
 
 import { type GraphQLSchema, lexicographicSortSchema, printSchema } from 'graphql';
-import { DateTimeResolver } from 'graphql-scalars';
 import { buildSchema as buildTypeGraphQLSchema } from 'type-graphql';
 
 import { resolvers } from '../../resolvers';
+import { DateTime } from '../../schema/scalars';
 import { createPlatformPubSub, type PlatformPubSub } from '../events/pubsub';
 import { AdminKeyVerifier } from './admin-key';
 import { createAuthChecker } from './auth';
@@ -22,7 +22,7 @@ export function buildSchema({ pubsub, admin }: SchemaOptions): Promise<GraphQLSc
     // Input validation lives in the services (zod), not in class-validator decorators.
     validate: false,
     pubSub: pubsub,
-    scalarsMap: [{ type: Date, scalar: DateTimeResolver }],
+    scalarsMap: [{ type: Date, scalar: DateTime }],
   });
 }
 

@@ -226,7 +226,11 @@ export class FsStore implements ObjectStore {
         return;
       } catch (error) {
         await fs.rm(temp, { force: true });
-        if (!isMissing(error) || attempt >= 3) throw error;
+        if (!isMissing(error) || attempt >= 3) {
+          // A write refused (a full or read-only disk) leaves no folder made only for it.
+          await this.pruneEmptyFolders(path.dirname(file));
+          throw error;
+        }
       }
     }
   }

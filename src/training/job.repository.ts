@@ -123,7 +123,7 @@ export class JobRepository {
   }
 
   /**
-   * Deletes the records of finished jobs that ended (or whose model expired) before `before`,
+   * Deletes the records of finished jobs that ended (or whose model expired or was deleted) before `before`,
    * except those `keep` names (models still deployed) and any job still queued; returns their
    * tokens. Records of unfinished jobs, and folders without a record (a dataset being staged
    * for admission), are never touched.
@@ -137,7 +137,7 @@ export class JobRepository {
       if (!isWellFormedToken(token) || queued.has(token) || keep(token)) continue;
       const record = await this.record(token).catch(() => null); // an unreadable record is left for a person
       if (!record || !FINAL_JOB_STATES.has(record.state)) continue;
-      const ended = Date.parse(record.expired_at ?? record.finished_at ?? '');
+      const ended = Date.parse(record.deleted_at ?? record.expired_at ?? record.finished_at ?? '');
       if (!(ended < before.getTime())) continue;
       await storeOperation(() => this.documents.store.delete(stagedDatasetKey(token)));
       await this.removeRecord(token);

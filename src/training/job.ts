@@ -1,5 +1,22 @@
-import type { EpochRecord, JobRecord, JobStateValue, TaskTypeValue } from '../documents';
+import { type EpochRecord, FINAL_JOB_STATES, type JobRecord, type JobStateValue, type TaskTypeValue } from '../documents';
 import type { Model } from '../models/model.service';
+
+/**
+ * A job's state as the platform presents it: the stored state, or `DELETED` for a job that
+ * deployed its model when the model has since been deleted (by `deleteModel`, or by cleanup
+ * after its time to live). The record itself keeps `DEPLOYED` and the time of the deletion, so
+ * it stays readable by every version of the platform.
+ */
+export type JobState = JobStateValue | 'DELETED';
+
+export function jobState(record: JobRecord): JobState {
+  return record.state === 'DEPLOYED' && (record.deleted_at || record.expired_at) ? 'DELETED' : record.state;
+}
+
+/** Nothing more will happen to a job in this state. */
+export function isFinalState(state: JobState): boolean {
+  return state === 'DELETED' || FINAL_JOB_STATES.has(state);
+}
 
 /** A training job as the platform presents it. Accuracies are fractions in 0..1. */
 export interface TrainingJob {
@@ -7,7 +24,7 @@ export interface TrainingJob {
   taskType: TaskTypeValue;
   taskName: string;
   model: string;
-  state: JobStateValue;
+  state: JobState;
   /** Jobs that run before this one; `null` once it has started or ended. */
   queuePosition: number | null;
   epochs: number;
@@ -21,7 +38,7 @@ export interface TrainingJob {
 /** One step of a job's progress, as subscribers receive it. */
 export interface TrainingProgress {
   token: string;
-  state: JobStateValue;
+  state: JobState;
   /** The last completed epoch (0 before the first). */
   epoch: number;
   epochs: number;
@@ -43,7 +60,7 @@ export function toTrainingJob(record: JobRecord, queuePosition: number | null): 
     taskType: record.task_type,
     taskName: record.task_name,
     model: record.model,
-    state: record.state,
+    state: jobState(record),
     queuePosition: record.state === 'QUEUED' ? queuePosition : null,
     epochs: record.epochs,
     history: record.history,

@@ -1,7 +1,7 @@
 import type { EpochRecord, JobRecord } from '../documents';
 import type { PlatformPubSub } from '../events/pubsub';
 import type { Model } from '../models/model.service';
-import { estimateEta, type TrainingProgress } from './job';
+import { estimateEta, jobState, type TrainingProgress } from './job';
 import type { JobRepository } from './job.repository';
 
 /**
@@ -30,7 +30,7 @@ export function progressEvent(
 /** The event that describes a stored job as it is now (late subscribers start with it). */
 export function recordEvent(record: JobRecord, queuePosition: number | null, model: Model | null): TrainingProgress {
   return progressEvent(record, {
-    state: record.state,
+    state: jobState(record),
     metrics: record.history.at(-1) ?? null,
     message: record.error,
     queuePosition: record.state === 'QUEUED' ? queuePosition : null,

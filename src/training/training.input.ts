@@ -99,41 +99,63 @@ function requestSchema({ maxEpochs, maxBatchSize }: TrainingLimits) {
         })
         .nullish(),
     })
-    .superRefine((request, ctx) => {
-      const imageTask = request.taskType === 'imageclassification';
-      const models: readonly string[] = imageTask ? IMAGE_MODELS : TEXT_MODELS;
-      if (!models.includes(request.model)) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['model'],
-          message: `${request.model} is not a ${imageTask ? 'image' : 'text'} classification model; choose one of ${models.join(', ')}`,
-        });
-      }
-      if (!imageTask && request.pretrainDataset === 'imagenet') {
-        ctx.addIssue({ code: 'custom', path: ['pretrainDataset'], message: 'ImageNet weights exist for image models only' });
-      }
-      if (request.reduceLrOnPlateau && request.reduceLrOnPlateau.minLr >= request.learningRate) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['reduceLrOnPlateau', 'minLr'],
-          message: 'minLr must be lower than learningRate',
-        });
-      }
-    });
+    // Each check across fields runs when the fields it reads are valid, whatever else is not:
+    // all problems are reported at once.
+    .superRefine(
+      (request, ctx) => {
+        const imageTask = request.taskType === 'imageclassification';
+        const models: readonly string[] = imageTask ? IMAGE_MODELS : TEXT_MODELS;
+        if (!models.includes(request.model)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['model'],
+            message: `${request.model} is not a ${imageTask ? 'image' : 'text'} classification model; choose one of ${models.join(', ')}`,
+          });
+        }
+      },
+      { when: validAt('taskType', 'model') },
+    )
+    .superRefine(
+      (request, ctx) => {
+        if (request.taskType !== 'imageclassification' && request.pretrainDataset === 'imagenet') {
+          ctx.addIssue({ code: 'custom', path: ['pretrainDataset'], message: 'ImageNet weights exist for image models only' });
+        }
+      },
+      { when: validAt('taskType', 'pretrainDataset') },
+    )
+    .superRefine(
+      (request, ctx) => {
+        if (request.reduceLrOnPlateau && request.reduceLrOnPlateau.minLr >= request.learningRate) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['reduceLrOnPlateau', 'minLr'],
+            message: 'minLr must be lower than learningRate',
+          });
+        }
+      },
+      { when: validAt('learningRate', 'reduceLrOnPlateau') },
+    );
+}
+
+/** A refinement's `when`: the fields it reads have no problem of their own. */
+function validAt(...fields: string[]) {
+  return (payload: { issues: readonly { path?: readonly PropertyKey[] }[] }) =>
+    !payload.issues.some((issue) => fields.includes(String(issue.path?.[0])));
 }
 
 /**
- * Checks every hyperparameter and reports all problems in one `BAD_USER_INPUT` error whose
- * `field` is the first input field at fault (`batchSize`, `reduceLrOnPlateau.minLr`). Returns `training.json`'s keys.
+ * Checks every hyperparameter and reports all problems in one `BAD_USER_INPUT` error: `fields`
+ * lists each input field at fault (`batchSize`, `reduceLrOnPlateau.minLr`) in input order,
+ * `field` is the first. Returns `training.json`'s keys.
  */
 export function validateTrainingRequest(request: TrainingRequest, limits: TrainingLimits): ValidatedTraining {
-  const parsed = requestSchema(limits).safeParse(request);
+  const schema = requestSchema(limits);
+  const parsed = schema.safeParse(request);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => {
-      const field = issue.path.map(String).join('.');
-      return { field, message: `${field}: ${issue.message}` };
-    });
-    throw new BadUserInputError(problems.map((problem) => problem.message).join('; '), problems[0]?.field);
+    const order = Object.keys(schema.shape);
+    const position = (path: readonly PropertyKey[]) => order.indexOf(String(path[0]));
+    const issues = [...parsed.error.issues].sort((a, b) => position(a.path) - position(b.path));
+    throw BadUserInputError.of(issues.map((issue) => ({ field: issue.path.map(String).join('.'), message: issue.message })));
   }
   const valid = parsed.data;
   const imageTask = valid.taskType === 'imageclassification';

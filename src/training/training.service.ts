@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, open, readdir, rm } from 'node:fs/promises';
+import { open, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 
 import type { TrainingConfig } from '../config';
 import {
+  checkClassUploads,
   type ClassUpload,
   type DatasetLimits,
   type ImageDataset,
@@ -17,6 +18,7 @@ import {
   type TextDataset,
   type UploadInput,
 } from '../datasets';
+import { makeStagingFolder, staging } from '../datasets/staging';
 import {
   type DocumentStore,
   FINAL_JOB_STATES,
@@ -28,17 +30,17 @@ import {
   STATUS,
   storeOperation,
 } from '../documents';
-import { BadUserInputError, MaintenanceError, ModelNotFoundError, ServerBusyError } from '../errors';
+import { BadUserInputError, JobNotFoundError, MaintenanceError, ServerBusyError } from '../errors';
 import type { PlatformPubSub } from '../events/pubsub';
 import type { ModelService } from '../models/model.service';
 import { tokenId } from '../observability/token-id';
 import type { ObjectStore } from '../store';
-import { type TrainingJob, type TrainingProgress, toTrainingJob } from './job';
+import { isFinalState, type TrainingJob, type TrainingProgress, toTrainingJob } from './job';
 import type { JobRepository } from './job.repository';
 import { publishQueuePositions, recordEvent } from './progress';
 import { processAlive, type TrainingSupervisor } from './supervisor';
 import { createToken } from './token';
-import { type TrainingRequest, validateTrainingRequest } from './training.input';
+import { type TrainingLimits, type TrainingRequest, validateTrainingRequest, type ValidatedTraining } from './training.input';
 
 /** The dataset as a request brings it: one upload (a ZIP of class folders, or a CSV), or images per class. */
 export interface DatasetInput {
@@ -80,19 +82,17 @@ export class TrainingService {
   async submit(request: TrainingRequest, input: DatasetInput): Promise<TrainingJob> {
     const { documents, jobs, store, config, limits } = this.deps;
     if ((await documents.read(STATUS)).dev_mode) throw new MaintenanceError();
-    const { taskName, config: hyperparameters } = validateTrainingRequest(request, config);
-    const source = datasetSource(hyperparameters.task_type, input);
+    const { validated, source } = checkInput(request, input, { training: config, datasets: limits });
+    const { taskName, config: hyperparameters } = validated;
     // A cheap look before reading any upload; admission below decides under compare-and-swap.
     if (!(await jobs.hasRoom())) throw new ServerBusyError();
 
-    const uploads = path.join(config.workDir, 'uploads');
-    await mkdir(uploads, { recursive: true });
-    const stagingDir = await mkdtemp(path.join(uploads, `submission-${process.pid}-`));
+    const stagingDir = await makeStagingFolder(path.join(config.workDir, 'uploads'), `submission-${process.pid}-`);
     try {
-      const dataset = await this.ingest(source, stagingDir, limits);
+      const dataset = await staging(() => this.ingest(source, stagingDir, limits));
       const token = await this.newToken(hyperparameters.task_type, taskName);
       const datasetFile = path.join(stagingDir, 'dataset.json');
-      const classes = await writeDatasetJson(dataset, datasetFile);
+      const classes = await staging(() => writeDatasetJson(dataset, datasetFile));
 
       const now = new Date().toISOString();
       const entry: QueueEntry = {
@@ -183,7 +183,7 @@ export class TrainingService {
     return { folders, jobs: removed };
   }
 
-  /** The job under `token`; `MODEL_NOT_FOUND` when there is none. */
+  /** The job under `token`; `JOB_NOT_FOUND` when there is none. */
   async job(token: string): Promise<TrainingJob> {
     const record = await this.record(token);
     return toTrainingJob(record, record.state === 'QUEUED' ? await this.deps.jobs.position(token) : null);
@@ -191,7 +191,7 @@ export class TrainingService {
 
   /**
    * The job's progress: first its state and history now, then every event until it ends.
-   * `MODEL_NOT_FOUND` before anything is streamed when there is no such job. Ending the
+   * `JOB_NOT_FOUND` before anything is streamed when there is no such job. Ending the
    * subscription releases its listener at once, whether or not events still come.
    */
   async watch(token: string): Promise<AsyncIterableIterator<TrainingProgress>> {
@@ -212,7 +212,7 @@ export class TrainingService {
         await this.deps.pubsub.listening();
         const snapshot = await this.snapshot(token);
         await push(snapshot);
-        if (FINAL_JOB_STATES.has(snapshot.state)) return stop();
+        if (isFinalState(snapshot.state)) return stop();
         for (;;) {
           const next = await Promise.race([pending, stop.then(() => ({ done: true as const, value: undefined }))]);
           if (next.done) return stop();
@@ -220,7 +220,7 @@ export class TrainingService {
           // Events the snapshot already covered can arrive once more; skip those.
           if (next.value.history.length < snapshot.history.length) continue;
           await push(next.value);
-          if (FINAL_JOB_STATES.has(next.value.state)) return stop();
+          if (isFinalState(next.value.state)) return stop();
         }
       } catch (error) {
         return stop(error);
@@ -261,7 +261,7 @@ export class TrainingService {
 
   private async record(token: string): Promise<JobRecord> {
     const record = isWellFormedToken(token) ? await this.deps.jobs.record(token) : null;
-    if (!record) throw new ModelNotFoundError();
+    if (!record) throw new JobNotFoundError();
     return record;
   }
 
@@ -297,6 +297,34 @@ export class TrainingService {
 type DatasetSource =
   | { kind: 'csv' | 'zip'; upload: UploadInput }
   | { kind: 'classes'; classes: ClassUpload[] };
+
+/**
+ * Checks every input field that can be checked before an upload is read — the
+ * hyperparameters, which dataset form was used, and the names and image counts of `classes` —
+ * and reports all their problems in one `BAD_USER_INPUT` error (`fields` lists them in input
+ * order). A dataset's content is checked while it is read, and reports its first problem.
+ */
+function checkInput(
+  request: TrainingRequest,
+  input: DatasetInput,
+  limits: { training: TrainingLimits; datasets: DatasetLimits },
+): { validated: ValidatedTraining; source: DatasetSource } {
+  const errors: BadUserInputError[] = [];
+  const attempt = <T>(check: () => T): T | undefined => {
+    try {
+      return check();
+    } catch (error) {
+      if (!(error instanceof BadUserInputError)) throw error;
+      errors.push(error);
+      return undefined;
+    }
+  };
+  const validated = attempt(() => validateTrainingRequest(request, limits.training));
+  const source = attempt(() => datasetSource(request.taskType, input));
+  if (source?.kind === 'classes') attempt(() => checkClassUploads(source.classes, limits.datasets));
+  if (errors.length > 0) throw BadUserInputError.merge(errors);
+  return { validated: validated!, source: source! };
+}
 
 /** Which of the dataset forms the request used, checked against the task. */
 function datasetSource(taskType: QueueEntry['task_type'], { dataset, classes }: DatasetInput): DatasetSource {

@@ -38,8 +38,11 @@ export const ESCAPE_TARGETS = ['/flash-hostile-absolute.png', '/flash-hostile-tr
 export type Expected =
   /** Refused before GraphQL runs (Apollo, the multipart parser, the body parser): HTTP status and `BAD_REQUEST`. */
   | { kind: 'http'; status: 400 | 413; code: 'BAD_REQUEST' }
-  /** A GraphQL error with this code; for `BAD_USER_INPUT`, the input field at fault and words of the message. */
-  | { kind: 'graphql'; code: string; field?: string; message?: RegExp }
+  /**
+   * A GraphQL error with this code; for `BAD_USER_INPUT`, the input field at fault, words of
+   * the message, and where several fields are at fault, every one (`extensions.fields`).
+   */
+  | { kind: 'graphql'; code: string; field?: string; message?: RegExp; fields?: string[] }
   /** The job is admitted; `classes` are the labels it trains on, `texts` inputs it must keep verbatim. */
   | { kind: 'accepted'; classes: string[]; texts?: string[] };
 
@@ -69,11 +72,12 @@ export interface RawCase {
   expect: Expected;
 }
 
-const refused = (field: string, message?: RegExp): Expected => ({
+const refused = (field: string, message?: RegExp, fields?: string[]): Expected => ({
   kind: 'graphql',
   code: 'BAD_USER_INPUT',
   field,
   ...(message ? { message } : {}),
+  ...(fields ? { fields } : {}),
 });
 const badRequest = (status: 400 | 413 = 400): Expected => ({ kind: 'http', status, code: 'BAD_REQUEST' });
 
@@ -470,6 +474,31 @@ export const CLASS_CASES: UploadCase[] = [
     },
     expect: refused('classes[0].images', /too many images/),
   },
+  {
+    name: 'two bad class names and a class of one image, all named at once',
+    dataset: {
+      kind: 'classes',
+      build: () =>
+        classUploads((classes) => {
+          classes[0]!.name = '../etc';
+          classes[1]!.name = 'blue\u0000';
+          classes[1]!.images.pop();
+        }),
+    },
+    expect: refused('classes[0].name', /slash.*control character.*too few images/, ['classes[0].name', 'classes[1].name', 'classes[1].images']),
+  },
+  {
+    name: 'undecodable images in two classes, each named by its path',
+    dataset: {
+      kind: 'classes',
+      build: () =>
+        classUploads(async (classes) => {
+          classes[0]!.images[1] = { filename: 'page.jpg', content: text('<html>not a picture</html>') };
+          classes[1]!.images[0] = { filename: 'cut.jpg', content: await truncatedImage() };
+        }),
+    },
+    expect: refused('classes[0].images[1]', /page\.jpg.*cut\.jpg/, ['classes[0].images[1]', 'classes[1].images[0]']),
+  },
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -844,6 +873,46 @@ export const RAW_CASES: RawCase[] = [
       body: text(JSON.stringify({ query: '{ status { status } }', variables: '{"a":1}' })),
     }),
     expect: badRequest(),
+  },
+  {
+    name: 'a training input variable without its epochs, naming the field and echoing nothing',
+    request: async () => {
+      const { epochs: _missing, ...input } = textInput({ taskName: 'never echoed' });
+      return {
+        headers: { 'content-type': 'application/json' },
+        body: text(JSON.stringify({ query: SUBMIT, variables: { input } })),
+      };
+    },
+    expect: refused('epochs', /^Variable "\$input" has an invalid value: Field "epochs" of required type "Int!" was not provided\.$/),
+  },
+  {
+    name: 'a persisted query whose hash is not the hash of its query',
+    request: async () => ({
+      headers: { 'content-type': 'application/json' },
+      body: text(
+        JSON.stringify({
+          query: '{ status { status } }',
+          extensions: { persistedQuery: { version: 1, sha256Hash: '0'.repeat(64) } },
+        }),
+      ),
+    }),
+    expect: badRequest(),
+  },
+  {
+    name: 'a persisted query of an unsupported version',
+    request: async () => ({
+      headers: { 'content-type': 'application/json' },
+      body: text(JSON.stringify({ extensions: { persistedQuery: { version: 99, sha256Hash: 'f'.repeat(64) } } })),
+    }),
+    expect: badRequest(),
+  },
+  {
+    name: 'a trainingJob query for a token no job has',
+    request: async () => ({
+      headers: { 'content-type': 'application/json' },
+      body: text(JSON.stringify({ query: '{ trainingJob(token: "textClassification-nobody-00000000000000000000") { state } }' })),
+    }),
+    expect: { kind: 'graphql', code: 'JOB_NOT_FOUND' },
   },
 ];
 

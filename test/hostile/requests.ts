@@ -25,6 +25,10 @@ export interface Answer<T = Record<string, unknown>> {
 
 export const codes = (answer: { errors?: GraphQLErrorBody[] }) => answer.errors?.map((error) => error.extensions?.code);
 
+/** No data came back: none at all, or only root fields that are null (root fields are nullable). */
+export const noData = (data: Record<string, unknown> | null | undefined): boolean =>
+  data == null || Object.values(data).every((value) => value === null);
+
 /** POSTs a body as it is; a body that is not JSON comes back as the text of one error without a code. */
 export async function post<T = Record<string, unknown>>(
   url: string,
@@ -123,8 +127,12 @@ export function expectAnswer(answer: Answer, expected: Expected): void {
     case 'graphql':
       expect(seen).toEqual({ status: expect.any(Number), codes: [expected.code], message: expect.any(String) });
       expect(answer.status).toBeLessThan(500);
-      expect(answer.data ?? null).toBeNull();
+      expect(noData(answer.data)).toBe(true);
       if (expected.field !== undefined) expect(answer.errors?.[0]?.extensions?.field).toBe(expected.field);
+      if (expected.fields !== undefined) {
+        const fields = answer.errors?.[0]?.extensions?.fields as { field: string }[] | undefined;
+        expect(fields?.map((problem) => problem.field)).toEqual(expected.fields);
+      }
       if (expected.message) expect(seen.message).toMatch(expected.message);
       break;
     case 'accepted':

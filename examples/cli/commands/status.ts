@@ -19,7 +19,7 @@ export async function status(client: FlashClient, token: string | undefined, io:
   return 0;
 }
 
-type Job = TrainingJobQuery['trainingJob'];
+type Job = NonNullable<TrainingJobQuery['trainingJob']>;
 
 function jobDetail(job: Job): string {
   switch (job.state) {
@@ -35,6 +35,8 @@ function jobDetail(job: Job): string {
     case 'FAILED':
     case 'CANCELLED':
       return job.error ? `: ${job.error}` : '';
+    case 'DELETED':
+      return ' (its model has been deleted)';
     default:
       return unreachable(job.state);
   }

@@ -90,6 +90,9 @@ export async function follow(client: FlashClient, token: string, io: Streams, in
     case 'CANCELLED':
       io.stderr.write(`Training ${last.state.toLowerCase()}: ${last.message ?? 'no reason given'}\n`);
       return 1;
+    case 'DELETED':
+      io.stderr.write('The model this job deployed has been deleted.\n');
+      return 1;
     case 'QUEUED':
     case 'PREPARING':
     case 'TRAINING':
