@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -7,6 +7,7 @@ import S3rver from 's3rver';
 import type { StoreConfig } from '../src/config';
 import { CLEANUP, DocumentStore, formatCreated, INFERENCE, STATUS } from '../src/documents';
 import { FsStore, S3Store } from '../src/store';
+import { seedModels } from './helpers/records';
 import { ADMIN_KEY, makeDataDir, startTestServer, type TestServer } from './helpers/server';
 import { sentimentCsv } from './helpers/training';
 import { GatedStore } from './hostile/gated-store';
@@ -31,34 +32,11 @@ import {
 jest.setTimeout(60_000);
 
 const STATUS_QUERY = '{ status { status devMode cleanupActive } }';
-const HOUR = 3_600_000;
 const csvDataset = (rows = 4) => ({
   kind: 'csv-bytes' as const,
   filename: 'reviews.csv',
   build: () => Buffer.from(sentimentCsv(rows)),
 });
-
-/** Writes deployed models straight into a data folder: entries and stand-in files. */
-function seedModels(dataDir: string, models: { token: string; createdHoursAgo: number }[]): void {
-  const inference: Record<string, unknown> = {};
-  mkdirSync(path.join(dataDir, 'imageclassification'), { recursive: true });
-  for (const { token, createdHoursAgo } of models) {
-    for (const extension of ['pt', 'onnx']) {
-      writeFileSync(path.join(dataDir, 'imageclassification', `${token}.${extension}`), `${extension} of ${token}`);
-    }
-    inference[token] = {
-      task_type: 'imageclassification',
-      model_filename: `imageclassification/${token}.pt`,
-      model_filename_onnx: `imageclassification/${token}.onnx`,
-      classes: ['a', 'b'],
-      downloadable: true,
-      accuracy: 0.9,
-      accuracy_plot: 'iVBORw0KGgo=',
-      created: formatCreated(new Date(Date.now() - createdHoursAgo * HOUR)),
-    };
-  }
-  writeFileSync(path.join(dataDir, 'inference.json'), JSON.stringify(inference, null, 2));
-}
 
 // ---------------------------------------------------------------------------------------------
 

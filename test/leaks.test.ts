@@ -11,7 +11,7 @@ import { DocumentStore, formatCreated, INFERENCE, type JobRecord, type QueueEntr
 import { tokenId } from '../src/observability/token-id';
 import { FsStore, type ObjectStore, S3Store } from '../src/store';
 import { JobRepository } from '../src/training/job.repository';
-import { writeDeployedJobRecord, writeJobRecord } from './helpers/records';
+import { seedModels, writeDeployedJobRecord, writeJobRecord } from './helpers/records';
 import { startS3Server } from './helpers/s3';
 import { ADMIN_KEY, makeDataDir, startTestServer } from './helpers/server';
 import { deployModel, type TrainedModel, trainTextModel } from './helpers/trained-models';
@@ -200,19 +200,7 @@ describe('errors that name a token', () => {
   it('are logged with the token replaced by its id', async () => {
     const token = 'imageClassification-cats-k3v9q2m8x1z7w4r6t0y5';
     const dataDir = makeDataDir();
-    mkdirSync(path.join(dataDir, 'imageclassification'));
-    for (const extension of ['pt', 'onnx']) writeFileSync(path.join(dataDir, 'imageclassification', `${token}.${extension}`), 'weights');
-    const entry = {
-      task_type: 'imageclassification',
-      model_filename: `imageclassification/${token}.pt`,
-      model_filename_onnx: `imageclassification/${token}.onnx`,
-      classes: ['a', 'b'],
-      downloadable: true,
-      accuracy: 0.9,
-      accuracy_plot: '',
-      created: formatCreated(new Date()),
-    };
-    writeFileSync(path.join(dataDir, 'inference.json'), JSON.stringify({ [token]: entry }));
+    seedModels(dataDir, [{ token }]);
     const { logger, lines } = memoryLogger();
     const store = new KeyNamingStore(dataDir);
     const server = await startTestServer({ dataDir, store, logger });

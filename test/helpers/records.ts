@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
-import type { JobRecord, TaskTypeValue } from '../../src/documents';
+import { formatCreated, type JobRecord, type TaskTypeValue } from '../../src/documents';
 
 /** Writes a job record straight into a data folder: a finished job unless `record` says otherwise. */
 export function writeJobRecord(dataDir: string, record: Partial<JobRecord> & Pick<JobRecord, 'token'>): void {
@@ -34,4 +34,31 @@ export function writeJobRecord(dataDir: string, record: Partial<JobRecord> & Pic
  */
 export function writeDeployedJobRecord(dataDir: string, token: string, taskType: TaskTypeValue): void {
   writeJobRecord(dataDir, { token, task_type: taskType, model: taskType === 'imageclassification' ? 'resnet18' : 'gru' });
+}
+
+const HOUR = 3_600_000;
+
+/**
+ * Writes deployed image models straight into a data folder: their `inference.json` entries and
+ * stand-in `.pt` and `.onnx` files (enough for listing, downloading, deleting and expiry).
+ */
+export function seedModels(dataDir: string, models: { token: string; createdHoursAgo?: number }[]): void {
+  const inference: Record<string, unknown> = {};
+  mkdirSync(path.join(dataDir, 'imageclassification'), { recursive: true });
+  for (const { token, createdHoursAgo = 0 } of models) {
+    for (const extension of ['pt', 'onnx']) {
+      writeFileSync(path.join(dataDir, 'imageclassification', `${token}.${extension}`), `${extension} of ${token}`);
+    }
+    inference[token] = {
+      task_type: 'imageclassification',
+      model_filename: `imageclassification/${token}.pt`,
+      model_filename_onnx: `imageclassification/${token}.onnx`,
+      classes: ['a', 'b'],
+      downloadable: true,
+      accuracy: 0.9,
+      accuracy_plot: 'iVBORw0KGgo=',
+      created: formatCreated(new Date(Date.now() - createdHoursAgo * HOUR)),
+    };
+  }
+  writeFileSync(path.join(dataDir, 'inference.json'), JSON.stringify(inference, null, 2));
 }
