@@ -472,8 +472,38 @@ describe('text CSV', () => {
     ['a label with a slash', 'input,label\nhi,a\nho,../b\n', /row 3: the label "\.\.\/b" contains a slash/],
     ['numbers only as input', 'input,label\n1,a\n2.5,a\n-3,b\n4e2,b\n', /the input column holds only numbers/],
     ['an unclosed quote', 'input,label\n"hi,a\nho,b\n', /is not a well-formed CSV: Quote Not Closed/],
+    [
+      'text after a closing quote',
+      'input,label\nhi,a\n"said "hi" twice",b\n',
+      /is not a well-formed CSV: Invalid Closing Quote: in row 3/,
+    ],
   ])('refuses a CSV with %s', async (_, text, message) => {
     await expectRefusal(ingest(text), 'dataset', message);
+  });
+
+  it('reads old Mac CR line ends, and line ends mixed in one file', async () => {
+    const rows = ['input,label', 'hi,a', 'ho,a', '"hey\r\nyou",b', 'yo,b'];
+    const expected = {
+      kind: 'text',
+      classes: ['a', 'b'],
+      rows: [
+        { input: 'hi', label: 'a' },
+        { input: 'ho', label: 'a' },
+        { input: 'hey\r\nyou', label: 'b' },
+        { input: 'yo', label: 'b' },
+      ],
+    };
+    await expect(ingest(`${rows.join('\r')}\r`)).resolves.toEqual(expected);
+    await expect(ingest(`${rows[0]}\r\n${rows[1]}\n${rows[2]}\r${rows[3]}\r\n${rows[4]}`)).resolves.toEqual(expected);
+  });
+
+  it('refuses a row too long for any input and label, naming it', async () => {
+    const limits = { ...LIMITS, maxCsvBytes: 1024 * KiB };
+    await expectRefusal(
+      ingest(`input,label\nhi,a\n"${'x'.repeat(70_000)}",b\n`, limits),
+      'dataset',
+      /row 3 of "dataset\.csv" is longer than 65,536 characters/,
+    );
   });
 
   it('refuses more rows than the limit, counting only rows that are kept', async () => {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 
 import { BadUserInputError } from '../errors';
 import { checkClassCount, checkClassName, classKey, compareNames } from './class-names';
-import { CsvRecordReader, CsvSyntaxError } from './csv-records';
+import { CsvRecordReader, CsvRecordTooLongError, CsvSyntaxError } from './csv-records';
 import type { DatasetLimits } from './limits';
 import { characterLength, formatBytes, formatCount, listCapped, plural, quote } from './messages';
 import { receiveUpload, saveUpload, type UploadInput, uploadName } from './uploads';
@@ -100,18 +100,24 @@ export async function ingestTextCsv(
     rows.push({ input, label });
   };
   // Short and blank rows (a short row lacks an input or a label) are dropped like empty ones.
-  // Every chunk is read synchronously, whatever its rows look like, in about a millisecond; the
-  // stream's reads between chunks let the event loop serve other requests.
-  const reader = new CsvRecordReader();
+  // Each chunk of the file is parsed synchronously (papaparse takes a few tens of milliseconds
+  // for 64 KiB of blank lines); the stream's reads between chunks let the event loop serve other
+  // requests. A refusal thrown by `take` leaves the loop at once, and `finally` closes the file.
+  const reader = new CsvRecordReader({ onRecord: take, maxRecordLength: maxRowLength(limits) });
   const source = createReadStream(csvPath, { encoding: 'utf8' });
   try {
-    for await (const chunk of source as AsyncIterable<string>) {
-      for (const record of reader.push(chunk)) take(record);
-    }
-    for (const record of reader.end()) take(record);
+    for await (const chunk of source as AsyncIterable<string>) reader.push(chunk);
+    reader.end();
   } catch (error) {
     if (error instanceof CsvSyntaxError) {
       throw new BadUserInputError(`${FIELD}: ${quote(name)} is not a well-formed CSV: ${error.message}`, FIELD);
+    }
+    if (error instanceof CsvRecordTooLongError) {
+      throw new BadUserInputError(
+        `${FIELD}: row ${error.row} of ${quote(name)} is longer than ${formatCount(error.limit)} characters, ` +
+          'far more than an input and a label need; is a quote left open?',
+        FIELD,
+      );
     }
     throw error;
   } finally {
@@ -138,6 +144,15 @@ export async function ingestTextCsv(
     );
   }
   return { kind: 'text', classes: classes.map((c) => c.label).sort(compareNames), rows };
+}
+
+/**
+ * The longest row read, in characters. An input and a label take at most twice their length
+ * each (a character beyond the BMP is two, a quote written as `""` is two); 64 Ki leaves room for
+ * other columns. See `maxRecordLength` for why rows are limited at all.
+ */
+function maxRowLength(limits: DatasetLimits): number {
+  return Math.max(64 * 1024, 2 * (limits.maxTextLength + limits.maxLabelLength) + 1024);
 }
 
 async function checkUtf8(path: string, name: string): Promise<void> {

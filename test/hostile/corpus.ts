@@ -550,6 +550,12 @@ export const CSV_CASES: UploadCase[] = [
   },
   { name: 'a CSV whose inputs are all numbers', dataset: csv('numbers-only.csv'), expect: refused('dataset', /only numbers/) },
   { name: 'a CSV with an unclosed quote', dataset: csv('unclosed-quote.csv'), expect: refused('dataset', /well-formed/) },
+  {
+    // papaparse reads an unfinished row again with each chunk: 2 MiB of this took 3 s, unlimited.
+    name: 'a CSV whose quoted cell never ends: 500 KiB of doubled quotes',
+    dataset: { kind: 'csv-bytes', build: () => text(`input,label\n"${'""'.repeat(250 * KiB)}`) },
+    expect: refused('dataset', /row 2 of .* is longer than 65,536 characters/),
+  },
   { name: 'a CSV separated by semicolons', dataset: csv('semicolons.csv'), expect: refused('dataset', /separated by commas/) },
   { name: 'a CSV without a label column', dataset: csv('no-label-column.csv'), expect: refused('dataset', /"label" column/) },
   {
